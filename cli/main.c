@@ -1,2 +1,48 @@
+/* ferry: the command line. Dispatches to one function per subcommand. */
 #include <stdio.h>
-int main(void) { puts("ferry"); return 0; }
+#include <string.h>
+
+#include "cli/commands.h"
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"synth", fy_cmd_synth, "write a synthetic model folder (seeded weights or shapes only)"},
+    {"graph", fy_cmd_graph, "summarize a model's graph; --dump prints the IR"},
+    {"run", fy_cmd_run, "generate tokens from a model folder with the CPU reference"},
+    {"targets", fy_cmd_targets, "list the GPU target profiles"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: ferry COMMAND [OPTIONS]\n\n"
+          "ferry compiles models that do not fit in GPU memory into streaming plans.\n\n"
+          "commands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out, "\nRun 'ferry COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("ferry %s\n", FERRY_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "ferry: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,68 @@
+/* Helpers shared by the subcommands: error reporting and option values. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/commands.h"
+
+int fy_cli_fail(fy_status_t status) {
+  fprintf(stderr, "ferry: error: %s\n", fy_status_message(status));
+  fy_status_free(status);
+  return 1;
+}
+
+int fy_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "ferry %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\nTry 'ferry %s --help'.\n", cmd);
+  va_end(ap);
+  return 2;
+}
+
+fy_status_t fy_cli_parse_int(const char *option, const char *text, int64_t min, int64_t max, int64_t *out_value) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (errno || end == text || *end || v < min || v > max)
+    return fy_status_make(FY_INVALID_ARGUMENT, "%s: '%s' is not an integer in [%lld, %lld]", option, text,
+                          (long long)min, (long long)max);
+  *out_value = v;
+  return NULL;
+}
+
+fy_status_t fy_cli_parse_tokens(const char *text, int32_t **out_tokens, int64_t *out_count) {
+  int64_t cap = 16, n = 0;
+  int32_t *tokens = malloc(sizeof *tokens * (size_t)cap);
+  const char *p = text;
+  while (tokens && *p) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(p, &end, 10);
+    if (errno || end == p || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+      free(tokens);
+      return fy_status_make(FY_INVALID_ARGUMENT, "--prompt: '%s' is not a comma-separated list of token ids", text);
+    }
+    if (n == cap) {
+      int32_t *bigger = realloc(tokens, sizeof *tokens * (size_t)(cap *= 2));
+      if (!bigger) {
+        free(tokens);
+        tokens = NULL;
+        break;
+      }
+      tokens = bigger;
+    }
+    tokens[n++] = (int32_t)v;
+    p = *end ? end + 1 : end;
+  }
+  if (!tokens) return fy_status_make(FY_RESOURCE_EXHAUSTED, "--prompt: out of memory");
+  if (n == 0) {
+    free(tokens);
+    return fy_status_make(FY_INVALID_ARGUMENT, "--prompt: no token ids given");
+  }
+  *out_tokens = tokens;
+  *out_count = n;
+  return NULL;
+}

@@ -1,0 +1,11 @@
+/* Placeholder until the command lands. */
+#include <stdio.h>
+
+#include "cli/commands.h"
+
+int fy_cmd_synth(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  fprintf(stderr, "ferry synth: not built yet\n");
+  return 1;
+}

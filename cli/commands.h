@@ -1,0 +1,26 @@
+/* The ferry command: one function per subcommand, each in cli/cmd_NAME.c.
+ * Each takes argv with argv[0] = the subcommand name, prints its own --help,
+ * and returns the process exit code (0 ok, 1 failure, 2 usage error). */
+#ifndef FERRY_CLI_COMMANDS_H
+#define FERRY_CLI_COMMANDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ferry/status.h"
+
+int fy_cmd_synth(int argc, char **argv);
+int fy_cmd_graph(int argc, char **argv);
+int fy_cmd_run(int argc, char **argv);
+int fy_cmd_targets(int argc, char **argv);
+
+/* Prints "ferry: error: MESSAGE" to stderr, frees the status, returns 1. */
+int fy_cli_fail(fy_status_t status);
+/* Prints "ferry CMD: MESSAGE\nTry 'ferry CMD --help'." and returns 2. */
+int fy_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses "1,2,3" into a malloc'ed array of token ids. */
+fy_status_t fy_cli_parse_tokens(const char *text, int32_t **out_tokens, int64_t *out_count);
+/* Parses a non-negative integer option value, naming the option on error. */
+fy_status_t fy_cli_parse_int(const char *option, const char *text, int64_t min, int64_t max, int64_t *out_value);
+
+#endif
