@@ -38,6 +38,7 @@ typedef struct fy_target {
   double mem_bw_gbps;       /* device memory bandwidth */
   double launch_overhead_us;/* per kernel launch / dispatch */
   double cpu_gflops;        /* host CPU sustained fp32 GEMM, for CPU-offload baselines */
+  double host_mem_bw_gbps;  /* host DRAM read bandwidth: what CPU-computed layers are bound by in decode */
 } fy_target_t;
 
 /* Loads a profile. name_or_path containing '/' or ending in ".json" is a path;
