@@ -45,10 +45,18 @@ typedef enum fy_placement {
 /* A layer's streamed weights in one stage: copied as one group into one slot. */
 typedef struct fy_stream_group {
   int layer;          /* -1 for global weights (embedding, head) */
-  int slot;           /* ring slot it is copied into */
-  uint64_t bytes;     /* sum of its weights' bytes */
-  int first_range, n_ranges; /* its coalesced copy ranges in fy_compile_t.ranges */
+  int slot;           /* ring slot it is copied into: its index in the stage's step modulo n_slots */
+  uint64_t bytes;     /* bytes of the slot it occupies (its weights, laid out as in the file) */
+  int first_range, n_ranges;   /* its coalesced copy ranges in fy_compile_t.ranges */
+  int first_member, n_members; /* its weights in fy_compile_t.members */
+  int first_node, last_node;   /* the first and the last node of the stage that read it */
 } fy_stream_group_t;
+
+/* A streamed weight's place inside its group's slot. */
+typedef struct fy_group_member {
+  int value;
+  uint64_t slot_offset;
+} fy_group_member_t;
 
 /* One contiguous copy: bytes of a weight file to a place in a slot. */
 typedef struct fy_copy_range {
@@ -102,7 +110,15 @@ typedef struct fy_compile {
   fy_compile_stage_t *stages;
   fy_copy_range_t *ranges;
   int n_ranges, cap_ranges;
+  fy_group_member_t *members;
+  int n_members, cap_members;
 } fy_compile_t;
+
+/* Seconds node i takes where the compile placed it: on the GPU, or on the
+ * host plus the activations crossing the bus where a host run begins or ends. */
+double fy_compile_node_seconds(const fy_compile_t *c, int node);
+/* True when node i runs on the host in its stage. */
+bool fy_compile_node_on_host(const fy_compile_t *c, int node);
 
 /* Runs every pass in order: cost, memplan, kvcache, residency, stream, fuse.
  * A budget that cannot hold the largest layer plus activations and the KV
