@@ -135,6 +135,13 @@ fy_status_t fy_pass_residency(fy_compile_t *c);
 fy_status_t fy_pass_stream(fy_compile_t *c);
 fy_status_t fy_pass_fuse(fy_compile_t *c);
 
+/* DESIGN.md's lower bound for a request: per stage step, the larger of the
+ * total GPU compute time and the weight bytes that must cross the bus
+ * (weights minus the VRAM left for them after activations and KV cache) at
+ * the pinned host-to-device rate; times each stage's repeat, summed.
+ * out_stage_seconds (optional) receives one step's bound per graph stage. */
+double fy_compile_bound_seconds(const fy_compile_t *c, double *out_stage_seconds);
+
 /* Names for --print-after, in order. */
 extern const char *const fy_pass_names[];
 /* Prints what the passes up to and including `pass` decided. */

@@ -356,7 +356,7 @@ fy_status_t fy_pass_residency(fy_compile_t *c) {
     whole_layer_candidate(&m, &k, policy == FY_POLICY_FERRY ? 2 : prefetch + 1, 0);
     consider(&m, &k, &best);
   }
-  if (!st && (policy == FY_POLICY_FIRST_K || (policy == FY_POLICY_FERRY && m.weight_bytes > m.avail))) {
+  if (!st && (policy == FY_POLICY_FIRST_K || policy == FY_POLICY_FERRY)) {
     /* stable-diffusion.cpp: K = (free - (prefetch+1)*block - max(min_free, 512 MB) - 768 MB) / block,
      * with the block size measured on layer 0 and free = VRAM less the KV cache. */
     int depth = policy == FY_POLICY_FIRST_K ? prefetch : 1;
@@ -373,24 +373,21 @@ fy_status_t fy_pass_residency(fy_compile_t *c) {
   }
   if (!st && (policy == FY_POLICY_NGL || policy == FY_POLICY_FERRY)) {
     /* llama.cpp -ngl: the last N layers (and the output) on the GPU, the first L-N on the CPU,
-     * N as large as fits; no streaming. */
+     * no streaming; -ngl takes the largest N that fits, ferry weighs every N. */
     for (int h = 0; h <= L; h++) {
       set_all_resident(&m, &k, true);
       for (int l = 0; l < h; l++) set_layer(&m, &k, l, false);
       k.n_slots = 0;
       k.host_layers = h;
       k.prefill_host = true;
-      if (evaluate(&m, &k)) {
-        consider(&m, &k, &best);
-        break;
-      }
+      if (!evaluate(&m, &k)) continue;
+      consider(&m, &k, &best);
+      if (policy == FY_POLICY_NGL) break;
     }
   }
-  if (!st && policy == FY_POLICY_FERRY && m.weight_bytes > m.avail) {
+  if (!st && policy == FY_POLICY_FERRY) {
     int ring_lo = c->options.prefetch >= 0 ? c->options.prefetch + 1 : 2;
     int ring_hi = c->options.prefetch >= 0 ? c->options.prefetch + 1 : MAX_RING;
-    /* Host placement is worth trying only where the host reads a layer faster than the bus brings it. */
-    bool host_helps = c->target.host_mem_bw_gbps > c->target.h2d_pinned_gbps;
     /* slot sizes: the distinct subset sums of every owner, merged */
     int n_slot_sizes = 0;
     uint64_t *slot_sizes = NULL;
@@ -411,7 +408,7 @@ fy_status_t fy_pass_residency(fy_compile_t *c) {
     if (!slot_sizes) st = fy_status_make(FY_RESOURCE_EXHAUSTED, "residency: out of memory");
     for (int ring = ring_lo; !st && ring <= ring_hi; ring++) {
       int host_step = L > 16 ? L / 16 : 1;
-      for (int h = 0; h <= (host_helps ? L : 0); h = h == L ? L + 1 : h + host_step > L ? L : h + host_step) {
+      for (int h = 0; h <= L; h = h == L ? L + 1 : h + host_step > L ? L : h + host_step) {
         for (int ph = 0; ph <= (h > 0); ph++) {
           for (int j = 0; j < n_slot_sizes; j++)
             if (fill_candidate(&m, &k, ring, slot_sizes[j], h, ph)) consider(&m, &k, &best);

@@ -1,0 +1,40 @@
+/* Options shared by the commands that compile a model for a target
+ * (compile, simulate): the model folder, the target and its overrides, the
+ * request shape, and the compile options. */
+#ifndef FERRY_CLI_COMPILE_ARGS_H
+#define FERRY_CLI_COMPILE_ARGS_H
+
+#include <getopt.h>
+
+#include "frontend/frontend.h"
+#include "passes/compile.h"
+#include "passes/target.h"
+#include "schedules/schedule.h"
+#include "schedules/simulate.h"
+
+typedef struct fy_compile_args {
+  const char *model;
+  const char *target_name;
+  fy_target_overrides_t overrides;
+  fy_load_options_t load;
+  fy_compile_options_t compile;
+  const char *output;
+  bool compare;
+} fy_compile_args_t;
+
+/* The getopt_long table entries for the shared options (terminated by a zero entry). */
+extern const struct option fy_compile_arg_options[];
+extern const char fy_compile_arg_help[];
+
+/* Handles one option returned by getopt_long; returns NULL when handled,
+ * a status for a bad value. *out_known is false for options it does not own. */
+fy_status_t fy_compile_args_take(fy_compile_args_t *a, int opt, const char *value, bool *out_known);
+/* Loads the model (shape-only is fine) and the target with overrides. */
+fy_status_t fy_compile_args_load(const fy_compile_args_t *a, fy_graph_t **out_graph, fy_target_t *out_target);
+
+/* Compiles, builds the schedule, checks it and simulates it: what compile
+ * and simulate share. On success the caller owns all three outputs. */
+fy_status_t fy_cli_compile(const fy_compile_args_t *a, const fy_graph_t *g, const fy_target_t *t,
+                           fy_compile_t **out_compile, fy_schedule_t **out_schedule, fy_sim_result_t *out_sim);
+
+#endif
