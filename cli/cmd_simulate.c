@@ -70,7 +70,7 @@ int fy_cmd_simulate(int argc, char **argv) {
       failures++;
       continue;
     }
-    double bound = fy_compile_bound_seconds(c, NULL);
+    double bound = fy_compile_bound_seconds(c, false, NULL);
     const fy_sim_stage_t *prefill = &sim.stages[1], *decode = &sim.stages[2];
     uint64_t peak = 0;
     for (int r = 0; r < FY_REGION_COUNT; r++) peak += sim.peak_bytes[r];
@@ -88,7 +88,7 @@ int fy_cmd_simulate(int argc, char **argv) {
     o.policy = FY_POLICY_FERRY;
     fy_compile_t *c;
     if (!fy_compile_run(g, &t, &o, &c)) {
-      printf("%-11s %12s %14s %12.3f %9.3f\n", "bound", "", "", fy_compile_bound_seconds(c, NULL), 1.0);
+      printf("%-11s %12s %14s %12.3f %9.3f\n", "bound", "", "", fy_compile_bound_seconds(c, false, NULL), 1.0);
       fy_compile_destroy(c);
     }
   }

@@ -135,12 +135,14 @@ fy_status_t fy_pass_residency(fy_compile_t *c);
 fy_status_t fy_pass_stream(fy_compile_t *c);
 fy_status_t fy_pass_fuse(fy_compile_t *c);
 
-/* DESIGN.md's lower bound for a request: per stage step, the larger of the
- * total GPU compute time and the weight bytes that must cross the bus
- * (weights minus the VRAM left for them after activations and KV cache) at
- * the pinned host-to-device rate; times each stage's repeat, summed.
+/* Lower bound for a request (bound.c): per stage step, the larger of the
+ * compute time and the weight bytes that do not fit (weights minus the VRAM
+ * left after activations and KV cache) over the bus bandwidth; times each
+ * stage's repeat, summed. Without with_host it is DESIGN.md's bound (GPU
+ * compute only); with_host, the host is a second channel: per node the faster
+ * of GPU and host, bytes over bus plus host-memory bandwidth.
  * out_stage_seconds (optional) receives one step's bound per graph stage. */
-double fy_compile_bound_seconds(const fy_compile_t *c, double *out_stage_seconds);
+double fy_compile_bound_seconds(const fy_compile_t *c, bool with_host, double *out_stage_seconds);
 
 /* Names for --print-after, in order. */
 extern const char *const fy_pass_names[];
