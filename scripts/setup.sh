@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debian_packages=(build-essential cmake pkg-config clang libclang-rt-14-dev python3-venv
-  libcjson-dev flatbuffers-compiler libflatbuffers-dev spirv-tools
+  libcjson-dev libxxhash-dev flatbuffers-compiler libflatbuffers-dev spirv-tools
   libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev)
 missing=()
