@@ -13,6 +13,7 @@ int fy_cmd_synth(int argc, char **argv);
 int fy_cmd_graph(int argc, char **argv);
 int fy_cmd_run(int argc, char **argv);
 int fy_cmd_targets(int argc, char **argv);
+int fy_cmd_compile(int argc, char **argv);
 int fy_cmd_simulate(int argc, char **argv);
 
 /* Prints "ferry: error: MESSAGE" to stderr, frees the status, returns 1. */

@@ -104,6 +104,12 @@ fy_status_t fy_cli_compile(const fy_compile_args_t *a, const fy_graph_t *g, cons
   }
   st = fy_status_annotate(fy_schedule_check(s), "the compiled schedule failed its check");
   if (!st) st = fy_simulate(s, &(fy_sim_options_t){0}, out_sim);
+  for (int i = 0; !st && i < s->n_stages && i < out_sim->n_stages; i++) {
+    /* The plan records what was predicted for each stage. */
+    s->stages[i].predicted_first_step_seconds = out_sim->stages[i].first_step_seconds;
+    s->stages[i].predicted_step_seconds = out_sim->stages[i].step_seconds;
+    s->stages[i].predicted_total_seconds = out_sim->stages[i].total_seconds;
+  }
   if (st) {
     fy_schedule_destroy(s);
     fy_compile_destroy(c);

@@ -1,0 +1,71 @@
+/* ferry compile: decide residency and streaming for a model on a target,
+ * print the plan summary, and (with -o) write the plan file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/compile_args.h"
+#include "schedules/schedule.h"
+#include "schedules/simulate.h"
+#include "schedules/summary.h"
+
+fy_status_t fy_cli_write_plan(const char *path, const fy_compile_args_t *a, const fy_schedule_t *s);
+
+static int usage(FILE *out) {
+  fprintf(out,
+          "usage: ferry compile MODEL [--target NAME|FILE] [OPTIONS] [-o PLAN]\n\n"
+          "Decides which weights stay in VRAM and which stream, builds the command\n"
+          "streams, checks them, simulates them on the target's cost model and prints\n"
+          "the plan summary. MODEL is a model folder (config.json alone is enough).\n\n"
+          "options:\n%s"
+          "  -o, --output PLAN    write the plan file (atomically)\n"
+          "  -h, --help           this help\n",
+          fy_compile_arg_help);
+  return out == stdout ? 0 : 2;
+}
+
+int fy_cmd_compile(int argc, char **argv) {
+  fy_compile_args_t a = {.compile = {.prefetch = -1}};
+  struct option options[32];
+  int n = 0;
+  while (fy_compile_arg_options[n].name) options[n] = fy_compile_arg_options[n], n++;
+  options[n++] = (struct option){"output", required_argument, 0, 'o'};
+  options[n++] = (struct option){"help", no_argument, 0, 'h'};
+  options[n] = (struct option){0, 0, 0, 0};
+  optind = 1;
+  int opt;
+  while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+    if (opt == 'h') return usage(stdout);
+    if (opt == 'o') {
+      a.output = optarg;
+      continue;
+    }
+    bool known;
+    fy_status_t s = fy_compile_args_take(&a, opt, optarg, &known);
+    if (s) return fy_cli_fail(s);
+    if (!known) return usage(stderr);
+  }
+  if (optind != argc - 1) return fy_cli_usage_error("compile", "expected one MODEL folder");
+  a.model = argv[optind];
+
+  fy_graph_t *g = NULL;
+  fy_target_t t;
+  fy_status_t s = fy_compile_args_load(&a, &g, &t);
+  fy_compile_t *c = NULL;
+  fy_schedule_t *sched = NULL;
+  fy_sim_result_t sim = {0};
+  if (!s) s = fy_cli_compile(&a, g, &t, &c, &sched, &sim);
+  if (!s) {
+    fy_schedule_print_summary(sched, &sim, stdout);
+    printf("  bound: %.3f ms (ratio %.3f)\n", fy_compile_bound_seconds(c, false, NULL) * 1e3,
+           sim.request_seconds / fy_compile_bound_seconds(c, false, NULL));
+    if (a.output) s = fy_cli_write_plan(a.output, &a, sched);
+    if (!s && a.output) printf("wrote %s\n", a.output);
+  }
+  fy_sim_result_free(&sim);
+  fy_schedule_destroy(sched);
+  fy_compile_destroy(c);
+  fy_graph_destroy(g);
+  return s ? fy_cli_fail(s) : 0;
+}
