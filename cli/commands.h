@@ -15,6 +15,8 @@ int fy_cmd_run(int argc, char **argv);
 int fy_cmd_targets(int argc, char **argv);
 int fy_cmd_compile(int argc, char **argv);
 int fy_cmd_simulate(int argc, char **argv);
+int fy_cmd_inspect(int argc, char **argv);
+int fy_cmd_diff(int argc, char **argv);
 
 /* Prints "ferry: error: MESSAGE" to stderr, frees the status, returns 1. */
 int fy_cli_fail(fy_status_t status);

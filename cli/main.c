@@ -16,6 +16,8 @@ static const command_t commands[] = {
     {"run", fy_cmd_run, "generate tokens from a model folder with the CPU reference"},
     {"compile", fy_cmd_compile, "decide residency and streaming for a target; write a plan"},
     {"simulate", fy_cmd_simulate, "simulate a model on a target; --compare runs every policy"},
+    {"inspect", fy_cmd_inspect, "show a plan: summary, --json, --trace, --svg, --kernels"},
+    {"diff", fy_cmd_diff, "what changed between two plans (budget, residency, times)"},
     {"targets", fy_cmd_targets, "list the GPU target profiles"},
 };
 

@@ -6,6 +6,52 @@
 
 static double mib(uint64_t b) { return (double)b / 1048576.0; }
 
+void fy_schedule_layer_bytes(const fy_schedule_t *s, int layer, uint64_t *out_resident, uint64_t *out_streamed) {
+  const fy_graph_t *g = s->graph;
+  uint64_t res = 0, str = 0;
+  for (int v = 0; v < g->n_values; v++)
+    if (g->values[v].kind == FY_VALUE_WEIGHT && g->values[v].layer == layer)
+      *(s->placement[v] == FY_PLACE_RESIDENT ? &res : &str) += g->values[v].nbytes;
+  *out_resident = res;
+  *out_streamed = str;
+}
+
+const char *fy_schedule_layer_where(const fy_schedule_t *s, int stage, int layer, double *out_seconds) {
+  const fy_graph_t *g = s->graph;
+  const fy_stage_schedule_t *st = &s->stages[stage];
+  uint64_t res, str;
+  fy_schedule_layer_bytes(s, layer, &res, &str);
+  const char *where = str ? "streamed" : "resident";
+  double seconds = 0;
+  for (int k = 0; k < st->n_cmds[FY_QUEUE_COMPUTE]; k++) {
+    const fy_cmd_t *cmd = &st->cmds[FY_QUEUE_COMPUTE][k];
+    if (cmd->kind != FY_CMD_LAUNCH || g->nodes[cmd->node].layer != layer) continue;
+    seconds += cmd->seconds;
+    if (cmd->on_host) where = "host";
+  }
+  *out_seconds = seconds;
+  return where;
+}
+
+/* The times a plan recorded at compile time, when there is no simulation. */
+static void print_recorded(const fy_schedule_t *s, FILE *out) {
+  double request = 0, load = 0;
+  bool any = false;
+  for (int i = 0; i < s->n_stages; i++) any |= s->stages[i].predicted_total_seconds > 0;
+  if (!any) {
+    fprintf(out, "  (not simulated)\n");
+    return;
+  }
+  for (int i = 0; i < s->n_stages; i++) {
+    const fy_stage_schedule_t *st = &s->stages[i];
+    fprintf(out, "  %-8s x%-5" PRId64 " first step %10.3f ms  step %10.3f ms  total %10.3f ms  (recorded)\n", st->name,
+            st->repeat, st->predicted_first_step_seconds * 1e3, st->predicted_step_seconds * 1e3,
+            st->predicted_total_seconds * 1e3);
+    *(st->graph_stage < 0 ? &load : &request) += st->predicted_total_seconds;
+  }
+  fprintf(out, "  request (prefill + decode): %.3f ms, load once: %.3f ms\n", request * 1e3, load * 1e3);
+}
+
 void fy_schedule_print_summary(const fy_schedule_t *s, const fy_sim_result_t *sim, FILE *out) {
   const fy_graph_t *g = s->graph;
   const fy_target_t *t = &s->target;
@@ -32,29 +78,20 @@ void fy_schedule_print_summary(const fy_schedule_t *s, const fy_sim_result_t *si
   for (int i = 1; i < ns; i++) fprintf(out, " %9s %10s", s->stages[i].name, "ms");
   fprintf(out, "\n");
   for (int l = -1; l < g->n_layers; l++) {
-    uint64_t res = 0, str = 0;
-    for (int v = 0; v < g->n_values; v++)
-      if (g->values[v].kind == FY_VALUE_WEIGHT && g->values[v].layer == l)
-        *(s->placement[v] == FY_PLACE_RESIDENT ? &res : &str) += g->values[v].nbytes;
+    uint64_t res, str;
+    fy_schedule_layer_bytes(s, l, &res, &str);
     fprintf(out, "%-22s %9.1fM %9.1fM", l < 0 ? "(embedding, head)" : g->layers[l].name, mib(res), mib(str));
     for (int i = 1; i < ns; i++) {
-      const fy_stage_schedule_t *st = &s->stages[i];
-      double ms = 0;
-      const char *where = str ? "streamed" : "resident";
-      for (int k = 0; k < st->n_cmds[FY_QUEUE_COMPUTE]; k++) {
-        const fy_cmd_t *cmd = &st->cmds[FY_QUEUE_COMPUTE][k];
-        if (cmd->kind != FY_CMD_LAUNCH || g->nodes[cmd->node].layer != l) continue;
-        ms += cmd->seconds * 1e3;
-        if (cmd->on_host) where = "host";
-      }
-      fprintf(out, " %9s %10.3f", where, ms);
+      double seconds;
+      const char *where = fy_schedule_layer_where(s, i, l, &seconds);
+      fprintf(out, " %9s %10.3f", where, seconds * 1e3);
     }
     fputc('\n', out);
   }
 
   fprintf(out, "\npredicted (simulated on the target's cost model)\n");
   if (!sim) {
-    fprintf(out, "  (not simulated)\n");
+    print_recorded(s, out);
     return;
   }
   for (int i = 0; i < ns && i < sim->n_stages; i++) {
@@ -66,4 +103,46 @@ void fy_schedule_print_summary(const fy_schedule_t *s, const fy_sim_result_t *si
   }
   fprintf(out, "  request (prefill + decode): %.3f ms, bus busy %.1f%%, load once: %.3f ms\n",
           sim->request_seconds * 1e3, sim->bus_busy_fraction * 100, sim->load_seconds * 1e3);
+}
+
+static void print_fingerprint(const char *what, const fy_file_fingerprint_t *f, FILE *out) {
+  if (!f->size && !f->hashed_bytes && !f->digest) {
+    fprintf(out, "  %s: not recorded\n", what);
+    return;
+  }
+  fprintf(out, "  %s: %" PRIu64 " bytes, xxh3 %016" PRIx64 " of the first %" PRIu64 " bytes\n", what, f->size,
+          f->digest, f->hashed_bytes);
+}
+
+void fy_plan_print_meta(const fy_plan_t *p, FILE *out) {
+  const fy_plan_meta_t *m = &p->meta;
+  const fy_graph_t *g = p->graph;
+  fprintf(out, "plan      format %u, compiled by ferry %s\n", p->format_version,
+          p->compiler_version && *p->compiler_version ? p->compiler_version : "(unknown)");
+  fprintf(out, "options   policy %s, prefetch ", fy_policy_name(m->options.policy));
+  if (m->options.prefetch < 0)
+    fprintf(out, "(policy default)");
+  else
+    fprintf(out, "%d", m->options.prefetch);
+  if (m->options.budget)
+    fprintf(out, ", budget %" PRIu64 " (%.1f MiB)\n", m->options.budget, mib(m->options.budget));
+  else
+    fprintf(out, ", budget (VRAM - reserve)\n");
+  for (int i = 0; i < m->n_extra; i++) fprintf(out, "          %s = %s\n", m->extra[i].key, m->extra[i].value);
+  fprintf(out, "weights   %d file%s%s\n", g->n_files, g->n_files == 1 ? "" : "s",
+          g->shape_only ? " (shape-only: nothing to bind)" : "");
+  for (int f = 0; f < g->n_files; f++) {
+    fprintf(out, "  %s\n", g->files[f].path);
+    if (m->file_fingerprints) print_fingerprint("  fingerprint", &m->file_fingerprints[f], out);
+  }
+  print_fingerprint("config.json", &m->config_fingerprint, out);
+  if (!m->n_kernels) {
+    fprintf(out, "kernels   none\n");
+    return;
+  }
+  fprintf(out, "kernels  ");
+  for (int k = 0; k < m->n_kernels; k++)
+    fprintf(out, "%s %s %s (%d entries, %zu bytes)", k ? "," : "", m->kernels[k].format, m->kernels[k].architecture,
+            m->kernels[k].n_entries, m->kernels[k].code_size);
+  fputc('\n', out);
 }
