@@ -327,6 +327,25 @@ static fy_status_t follow(verifier_t *v, size_t pos, size_t *out_target) {
   return NULL;
 }
 
+/* FlatBuffers strings are UTF-8: names reach terminals, JSON and SVG. No
+ * overlong forms, no surrogates, nothing past U+10FFFF; NUL is refused too. */
+static bool utf8_valid(const uint8_t *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    uint8_t c = s[i];
+    size_t extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
+    if (c == 0 || extra == 4 || n - i <= extra) return false;
+    uint32_t cp = extra == 0 ? c : c & (0x3fu >> extra);
+    for (size_t k = 1; k <= extra; k++) {
+      if ((s[i + k] & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (s[i + k] & 0x3fu);
+    }
+    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
 static fy_status_t verify_string(verifier_t *v, size_t pos) {
   FY_TRY(count_object(v));
   if (pos % 4) return vfail(v, "misaligned string");
@@ -334,6 +353,7 @@ static fy_status_t verify_string(verifier_t *v, size_t pos) {
   uint32_t len = rd_u32(v->buf + pos);
   if ((uint64_t)len >= v->size - pos - 4) return vfail(v, "string of %u bytes past the end of the buffer", len);
   if (v->buf[pos + 4 + len] != 0) return vfail(v, "string not NUL-terminated");
+  if (!utf8_valid(v->buf + pos + 4, len)) return vfail(v, "string is not valid UTF-8");
   return NULL;
 }
 
