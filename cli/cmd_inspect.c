@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "runtime/trace.h"
+#include "schedules/trace.h"
 #include "schedules/plan.h"
 #include "schedules/plan_json.h"
 #include "schedules/simulate.h"

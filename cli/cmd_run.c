@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "codegen/reference.h"
@@ -21,9 +22,11 @@ typedef struct {
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: ferry run MODEL --prompt IDS --generate N [options]\n\n"
+          "usage: ferry run MODEL --prompt IDS --generate N [options]\n"
+          "       ferry run PLAN --prompt IDS --generate N [plan options; see ferry run PLAN --help]\n\n"
           "Generates N tokens greedily (argmax, ties to the lowest id) with the CPU\n"
-          "reference: a prefill of the prompt, then N-1 decode steps.\n\n"
+          "reference: a prefill of the prompt, then N-1 decode steps. Given a plan file\n"
+          "instead of a model folder, replays the plan on a backend (cpu by default).\n\n"
           "  MODEL                a model folder (config.json + *.safetensors)\n"
           "  --prompt 1,2,3       the prompt's token ids\n"
           "  --generate N         tokens to generate (>= 1)\n"
@@ -115,7 +118,17 @@ static fy_status_t run_model_folder(const run_options_t *o, const int32_t *promp
   return s;
 }
 
+/* A plan is a file; a model is a folder. */
+static bool names_a_plan(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    struct stat st;
+    if (argv[i][0] != '-' && stat(argv[i], &st) == 0 && S_ISREG(st.st_mode)) return true;
+  }
+  return false;
+}
+
 int fy_cmd_run(int argc, char **argv) {
+  if (names_a_plan(argc, argv)) return fy_run_plan_main(argc, argv);
   run_options_t o = {0};
   const char *generate = NULL, *threads = NULL, *context = NULL;
   for (int i = 1; i < argc; i++) {

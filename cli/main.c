@@ -13,7 +13,7 @@ typedef struct {
 static const command_t commands[] = {
     {"synth", fy_cmd_synth, "write a synthetic model folder (seeded weights or shapes only)"},
     {"graph", fy_cmd_graph, "summarize a model's graph; --dump prints the IR"},
-    {"run", fy_cmd_run, "generate tokens from a model folder with the CPU reference"},
+    {"run", fy_cmd_run, "generate tokens: a model folder on the CPU reference, or a plan on a backend"},
     {"compile", fy_cmd_compile, "decide residency and streaming for a target; write a plan"},
     {"simulate", fy_cmd_simulate, "simulate a model on a target; --compare runs every policy"},
     {"inspect", fy_cmd_inspect, "show a plan: summary, --json, --trace, --svg, --kernels"},

@@ -25,14 +25,19 @@
 /* What a file looked like at compile time. All zero: not recorded. */
 typedef struct fy_file_fingerprint {
   uint64_t size;         /* of the whole file */
-  uint64_t hashed_bytes; /* the digest covers bytes [0, hashed_bytes) */
+  uint64_t hashed_bytes; /* the digest covers bytes [0, hashed_bytes) and the samples after them */
   uint64_t digest;       /* XXH3-64 */
 } fy_file_fingerprint_t;
 
-/* Fingerprints a file by reading only its head: a safetensors file's header
+/* Fingerprints a file by reading only its head — a safetensors file's header
  * (the 8-byte length and the N bytes of JSON), or the first
- * FY_FINGERPRINT_MAX_BYTES of any other file (all of a config.json). */
+ * FY_FINGERPRINT_MAX_BYTES of any other file (all of a config.json) — and
+ * FY_FINGERPRINT_SAMPLES blocks of FY_FINGERPRINT_SAMPLE_BYTES spread evenly
+ * over the rest, so that another seed or a fine-tune with the same header
+ * does not pass for the weights a plan was compiled for. */
 #define FY_FINGERPRINT_MAX_BYTES (16u << 20)
+#define FY_FINGERPRINT_SAMPLES 16u
+#define FY_FINGERPRINT_SAMPLE_BYTES 4096u
 fy_status_t fy_fingerprint_file(const char *path, fy_file_fingerprint_t *out_fingerprint);
 
 typedef struct fy_plan_option {

@@ -55,6 +55,16 @@ static fy_status_t fingerprint_fd(int fd, const char *path, fy_file_fingerprint_
     if (!s && XXH3_64bits_update(state, buf, n) != XXH_OK) s = fy_status_make(FY_INTERNAL, "%s: xxh3 failed", path);
     at += n;
   }
+  /* Plus samples of the data after the header, so that weights with the same
+   * header (the same shapes, another seed or a fine-tune) are told apart
+   * without reading gigabytes. */
+  for (uint64_t i = 0; !s && size > hashed && i < FY_FINGERPRINT_SAMPLES; i++) {
+    uint64_t span = size - hashed;
+    uint64_t n = span < FY_FINGERPRINT_SAMPLE_BYTES ? span : FY_FINGERPRINT_SAMPLE_BYTES;
+    uint64_t at = hashed + (span - n) / (FY_FINGERPRINT_SAMPLES - 1) * i;
+    s = read_at(fd, path, buf, (size_t)n, at);
+    if (!s && XXH3_64bits_update(state, buf, (size_t)n) != XXH_OK) s = fy_status_make(FY_INTERNAL, "%s: xxh3 failed", path);
+  }
   if (!s) *out = (fy_file_fingerprint_t){size, hashed, XXH3_64bits_digest(state)};
   free(buf);
   XXH3_freeState(state);

@@ -4,8 +4,8 @@
  * are the simulator's type, so a predicted timeline (fy_simulate with
  * record_spans) and a measured one (the runtime) are written alike and can
  * be laid side by side. */
-#ifndef FERRY_RUNTIME_TRACE_H
-#define FERRY_RUNTIME_TRACE_H
+#ifndef FERRY_SCHEDULES_TRACE_H
+#define FERRY_SCHEDULES_TRACE_H
 
 #include <stdint.h>
 

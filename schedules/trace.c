@@ -1,6 +1,6 @@
 /* Chrome trace JSON writer (see trace.h). The text is built in memory
  * (open_memstream) and written atomically. */
-#include "runtime/trace.h"
+#include "schedules/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
