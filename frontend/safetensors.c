@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "frontend/safetensors.h"
+#include "support/grow.h"
 #include "support/file.h"
 
 /* The safetensors specification caps the header at 100 MB. */
@@ -209,13 +210,7 @@ static fy_status_t check_tensors(const char *path, const fy_graph_t *g, const fy
 }
 
 static fy_status_t append(fy_tensor_index_t *index, const fy_tensor_info_t *t) {
-  if (index->n_tensors == index->cap_tensors) {
-    int cap = index->cap_tensors ? index->cap_tensors * 2 : 256;
-    fy_tensor_info_t *p = realloc(index->tensors, sizeof *p * (size_t)cap);
-    if (!p) return fy_status_make(FY_RESOURCE_EXHAUSTED, "tensor index: out of memory");
-    index->tensors = p;
-    index->cap_tensors = cap;
-  }
+  FY_TRY(FY_GROW(index->tensors, index->n_tensors, index->cap_tensors, "tensor index"));
   index->tensors[index->n_tensors++] = *t;
   return NULL;
 }

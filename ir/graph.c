@@ -3,18 +3,9 @@
 #include <string.h>
 
 #include "ir/ir.h"
+#include "support/grow.h"
 
-static fy_status_t grow(void **items, int *cap, int n, size_t item_size) {
-  if (n < *cap) return NULL;
-  int new_cap = *cap ? *cap * 2 : 64;
-  void *p = realloc(*items, (size_t)new_cap * item_size);
-  if (!p) return fy_status_make(FY_RESOURCE_EXHAUSTED, "graph: out of memory");
-  *items = p;
-  *cap = new_cap;
-  return NULL;
-}
-#define GROW(g, field, n_field, cap_field) \
-  grow((void **)&(g)->field, &(g)->cap_field, (g)->n_field, sizeof *(g)->field)
+#define GROW(g, field, n_field, cap_field) FY_GROW((g)->field, (g)->n_field, (g)->cap_field, "graph")
 
 fy_status_t fy_graph_create(fy_graph_t **out_graph) {
   fy_graph_t *g = calloc(1, sizeof *g);

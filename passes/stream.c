@@ -10,29 +10,18 @@
 #include <string.h>
 
 #include "passes/compile.h"
+#include "support/grow.h"
 
 #define SLOT_ALIGN 256u
 
 static fy_status_t push_range(fy_compile_t *c, const fy_copy_range_t *r) {
-  if (c->n_ranges == c->cap_ranges) {
-    int cap = c->cap_ranges ? c->cap_ranges * 2 : 256;
-    fy_copy_range_t *p = realloc(c->ranges, sizeof *p * (size_t)cap);
-    if (!p) return fy_status_make(FY_RESOURCE_EXHAUSTED, "stream: out of memory");
-    c->ranges = p;
-    c->cap_ranges = cap;
-  }
+  FY_TRY(FY_GROW(c->ranges, c->n_ranges, c->cap_ranges, "stream"));
   c->ranges[c->n_ranges++] = *r;
   return NULL;
 }
 
 static fy_status_t push_member(fy_compile_t *c, int value) {
-  if (c->n_members == c->cap_members) {
-    int cap = c->cap_members ? c->cap_members * 2 : 256;
-    fy_group_member_t *p = realloc(c->members, sizeof *p * (size_t)cap);
-    if (!p) return fy_status_make(FY_RESOURCE_EXHAUSTED, "stream: out of memory");
-    c->members = p;
-    c->cap_members = cap;
-  }
+  FY_TRY(FY_GROW(c->members, c->n_members, c->cap_members, "stream"));
   c->members[c->n_members++] = (fy_group_member_t){value, 0};
   return NULL;
 }

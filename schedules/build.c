@@ -15,31 +15,20 @@
 #include <string.h>
 
 #include "schedules/schedule.h"
+#include "support/grow.h"
 
 #define REGION_ALIGN 256u
 
 static uint64_t align_up(uint64_t x) { return (x + REGION_ALIGN - 1) / REGION_ALIGN * REGION_ALIGN; }
 
 static fy_status_t push_cmd(fy_stage_schedule_t *st, fy_queue_t q, const fy_cmd_t *cmd) {
-  if (st->n_cmds[q] == st->cap_cmds[q]) {
-    int cap = st->cap_cmds[q] ? st->cap_cmds[q] * 2 : 64;
-    fy_cmd_t *p = realloc(st->cmds[q], sizeof *p * (size_t)cap);
-    if (!p) return fy_status_make(FY_RESOURCE_EXHAUSTED, "schedule: out of memory");
-    st->cmds[q] = p;
-    st->cap_cmds[q] = cap;
-  }
+  FY_TRY(FY_GROW(st->cmds[q], st->n_cmds[q], st->cap_cmds[q], "schedule"));
   st->cmds[q][st->n_cmds[q]++] = *cmd;
   return NULL;
 }
 
 static fy_status_t add_event(fy_schedule_t *s, fy_stage_schedule_t *st, const char *name, int *out_id) {
-  if (st->n_events == st->cap_events) {
-    int cap = st->cap_events ? st->cap_events * 2 : 32;
-    fy_event_info_t *p = realloc(st->events, sizeof *p * (size_t)cap);
-    if (!p) return fy_status_make(FY_RESOURCE_EXHAUSTED, "schedule: out of memory");
-    st->events = p;
-    st->cap_events = cap;
-  }
+  FY_TRY(FY_GROW(st->events, st->n_events, st->cap_events, "schedule"));
   st->events[st->n_events].name = fy_arena_strdup(&s->arena, name);
   if (!st->events[st->n_events].name) return fy_status_make(FY_RESOURCE_EXHAUSTED, "schedule: out of memory");
   *out_id = st->n_events++;
