@@ -27,27 +27,8 @@ static int usage(FILE *out) {
 
 int fy_cmd_compile(int argc, char **argv) {
   fy_compile_args_t a = {.compile = {.prefetch = -1}};
-  struct option options[32];
-  int n = 0;
-  while (fy_compile_arg_options[n].name) options[n] = fy_compile_arg_options[n], n++;
-  options[n++] = (struct option){"output", required_argument, 0, 'o'};
-  options[n++] = (struct option){"help", no_argument, 0, 'h'};
-  options[n] = (struct option){0, 0, 0, 0};
-  optind = 1;
-  int opt;
-  while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
-    if (opt == 'h') return usage(stdout);
-    if (opt == 'o') {
-      a.output = optarg;
-      continue;
-    }
-    bool known;
-    fy_status_t s = fy_compile_args_take(&a, opt, optarg, &known);
-    if (s) return fy_cli_fail(s);
-    if (!known) return usage(stderr);
-  }
-  if (optind != argc - 1) return fy_cli_usage_error("compile", "expected one MODEL folder");
-  a.model = argv[optind];
+  int done = fy_compile_args_parse(&a, argc, argv, "compile", true, false, usage);
+  if (done >= 0) return done;
 
   fy_graph_t *g = NULL;
   fy_target_t t;

@@ -23,29 +23,8 @@ static int usage(FILE *out) {
 
 int fy_cmd_simulate(int argc, char **argv) {
   fy_compile_args_t a = {.compile = {.prefetch = -1}};
-  struct option options[32];
-  int n = 0;
-  while (fy_compile_arg_options[n].name) options[n] = fy_compile_arg_options[n], n++;
-  options[n++] = (struct option){"compare", no_argument, 0, 'c'};
-  options[n++] = (struct option){"help", no_argument, 0, 'h'};
-  options[n] = (struct option){0, 0, 0, 0};
-  optind = 1;
-  int opt;
-  bool policy_given = false;
-  while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-    if (opt == 'h') return usage(stdout);
-    if (opt == 'c') {
-      a.compare = true;
-      continue;
-    }
-    bool known;
-    fy_status_t s = fy_compile_args_take(&a, opt, optarg, &known);
-    if (s) return fy_cli_fail(s);
-    if (!known) return usage(stderr);
-    policy_given |= !strcmp(argv[optind - 1], "--policy") || !strncmp(argv[optind - 1], "--policy=", 9);
-  }
-  if (optind != argc - 1) return fy_cli_usage_error("simulate", "expected one MODEL folder");
-  a.model = argv[optind];
+  int done = fy_compile_args_parse(&a, argc, argv, "simulate", false, true, usage);
+  if (done >= 0) return done;
   fy_graph_t *g = NULL;
   fy_target_t t;
   fy_status_t s = fy_compile_args_load(&a, &g, &t);
@@ -55,8 +34,8 @@ int fy_cmd_simulate(int argc, char **argv) {
          (a.compile.budget ? a.compile.budget : t.vram_bytes - t.reserve_bytes) / 1073741824.0);
   printf("%-11s %12s %14s %12s %9s %9s %10s  %s\n", "policy", "prefill ms", "decode ms/tok", "request s", "/bound",
          "bus busy", "peak GiB", "resident / slots");
-  int first = a.compare || !policy_given ? 0 : a.compile.policy, last = a.compare ? FY_POLICY_COUNT - 1 : first;
-  if (!a.compare && !policy_given) last = 0;
+  int first = a.compare || !a.policy_given ? 0 : a.compile.policy, last = a.compare ? FY_POLICY_COUNT - 1 : first;
+  if (!a.compare && !a.policy_given) last = 0;
   int failures = 0;
   for (int p = first; p <= last; p++) {
     a.compile.policy = (fy_policy_t)p;

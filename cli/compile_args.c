@@ -1,6 +1,7 @@
 /* Shared options of compile and simulate (see compile_args.h). */
 #include "cli/compile_args.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,11 +10,14 @@
 #include "schedules/simulate.h"
 
 enum {
+  OPT_OUTPUT = 'o', OPT_HELP = 'h', OPT_COMPARE = 999,
   OPT_TARGET = 1000, OPT_BUDGET, OPT_PREFETCH, OPT_POLICY, OPT_CONTEXT, OPT_GENERATE, OPT_PROMPT_LEN,
   OPT_VRAM, OPT_RESERVE, OPT_H2D, OPT_PRINT_AFTER, OPT_VERIFY_EACH, OPT_SHAPE_ONLY,
 };
 
-const struct option fy_compile_arg_options[] = {
+static const struct option options[] = {
+    {"output", required_argument, 0, OPT_OUTPUT},       {"compare", no_argument, 0, OPT_COMPARE},
+    {"help", no_argument, 0, OPT_HELP},
     {"target", required_argument, 0, OPT_TARGET},       {"budget", required_argument, 0, OPT_BUDGET},
     {"prefetch", required_argument, 0, OPT_PREFETCH},   {"policy", required_argument, 0, OPT_POLICY},
     {"context", required_argument, 0, OPT_CONTEXT},     {"generate", required_argument, 0, OPT_GENERATE},
@@ -38,8 +42,8 @@ const char fy_compile_arg_help[] =
     "  --print-after PASS   print the decisions after a pass (cost, memplan, kvcache, residency, stream, fuse)\n"
     "  --verify-each        verify the IR after every pass\n";
 
-fy_status_t fy_compile_args_take(fy_compile_args_t *a, int opt, const char *value, bool *out_known) {
-  *out_known = true;
+/* One option's value; NULL when taken. */
+static fy_status_t take(fy_compile_args_t *a, int opt, const char *value) {
   int64_t n;
   switch (opt) {
     case OPT_TARGET: a->target_name = value; return NULL;
@@ -49,6 +53,7 @@ fy_status_t fy_compile_args_take(fy_compile_args_t *a, int opt, const char *valu
       a->compile.prefetch = (int)n;
       return NULL;
     case OPT_POLICY:
+      a->policy_given = true;
       if (!fy_policy_parse(value, &a->compile.policy))
         return fy_status_make(FY_INVALID_ARGUMENT,
                               "--policy: '%s' is not one of ferry, first-k, prefetch1, sequential, ngl", value);
@@ -74,9 +79,30 @@ fy_status_t fy_compile_args_take(fy_compile_args_t *a, int opt, const char *valu
     case OPT_PRINT_AFTER: a->compile.print_after = value; return NULL;
     case OPT_VERIFY_EACH: a->compile.verify_each = true; return NULL;
     case OPT_SHAPE_ONLY: a->load.shape_only = true; return NULL;
+    case OPT_OUTPUT: a->output = value; return NULL;
+    case OPT_COMPARE: a->compare = true; return NULL;
   }
-  *out_known = false;
-  return NULL;
+  return fy_status_make(FY_INTERNAL, "option %d has no handler", opt);
+}
+
+int fy_compile_args_parse(fy_compile_args_t *a, int argc, char **argv, const char *cmd, bool allow_output,
+                          bool allow_compare, int (*usage)(FILE *out)) {
+  optind = 1;
+  int opt;
+  while ((opt = getopt_long(argc, argv, allow_output ? "o:h" : "h", options, NULL)) != -1) {
+    if (opt == OPT_HELP) return usage(stdout);
+    if (opt == '?') {
+      fprintf(stderr, "Try 'ferry %s --help'.\n", cmd);
+      return 2;
+    }
+    if ((opt == OPT_OUTPUT && !allow_output) || (opt == OPT_COMPARE && !allow_compare))
+      return fy_cli_usage_error(cmd, "%s does not take %s", cmd, opt == OPT_OUTPUT ? "--output" : "--compare");
+    fy_status_t s = take(a, opt, optarg);
+    if (s) return fy_cli_fail(s);
+  }
+  if (optind != argc - 1) return fy_cli_usage_error(cmd, "expected one MODEL folder");
+  a->model = argv[optind];
+  return -1;
 }
 
 fy_status_t fy_compile_args_load(const fy_compile_args_t *a, fy_graph_t **out_graph, fy_target_t *out_target) {

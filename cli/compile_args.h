@@ -20,15 +20,18 @@ typedef struct fy_compile_args {
   fy_compile_options_t compile;
   const char *output;
   bool compare;
+  bool policy_given;
 } fy_compile_args_t;
 
-/* The getopt_long table entries for the shared options (terminated by a zero entry). */
-extern const struct option fy_compile_arg_options[];
+/* Help text for the shared options. */
 extern const char fy_compile_arg_help[];
 
-/* Handles one option returned by getopt_long; returns NULL when handled,
- * a status for a bad value. *out_known is false for options it does not own. */
-fy_status_t fy_compile_args_take(fy_compile_args_t *a, int opt, const char *value, bool *out_known);
+/* Parses the command line of `cmd` (compile or simulate): the shared
+ * options, -o/--output where allow_output, --compare where allow_compare,
+ * -h/--help (calls usage(stdout)), and one MODEL folder. Returns -1 when the
+ * command should go on, else the exit code after printing help or an error. */
+int fy_compile_args_parse(fy_compile_args_t *a, int argc, char **argv, const char *cmd, bool allow_output,
+                          bool allow_compare, int (*usage)(FILE *out));
 /* Loads the model (shape-only is fine) and the target with overrides. */
 fy_status_t fy_compile_args_load(const fy_compile_args_t *a, fy_graph_t **out_graph, fy_target_t *out_target);
 
