@@ -13,18 +13,9 @@
 #include <string.h>
 
 #include "codegen/cpu.h"
+#include "tests/check.h"
 
-static int failures;
 
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                       \
-      fprintf(stderr, "\n");                              \
-      failures++;                                         \
-    }                                                     \
-  } while (0)
 
 static fy_code_t code_of(fy_status_t s, const char *want_in_message) {
   fy_code_t c = fy_status_code(s);
@@ -295,10 +286,5 @@ int main(void) {
   OK(fy_threadpool_create(4, &pool4));
   if (pool4) same_bits_with_threads(pool4);
   fy_threadpool_destroy(pool4);
-  if (failures) {
-    fprintf(stderr, "%d failures\n", failures);
-    return 1;
-  }
-  puts("ok");
-  return 0;
+  return check_summary();
 }

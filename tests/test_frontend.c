@@ -14,19 +14,12 @@
 #include "frontend/safetensors.h"
 #include "frontend/synth.h"
 #include "support/file.h"
+#include "tests/check.h"
 
-static int failures;
 static char tmp[1024];
 
-#define CHECK(cond)                                                             \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);  \
-      failures++;                                                               \
-    }                                                                           \
-  } while (0)
-
-static void ok(fy_status_t s, const char *what) {
+/* A step the rest depends on: stop the test on failure. */
+static void must(fy_status_t s, const char *what) {
   if (s) {
     fprintf(stderr, "%s: unexpected error: %s\n", what, fy_status_message(s));
     fy_status_free(s);
@@ -44,13 +37,13 @@ static const char *dir_of(const char *name) {
 
 static void synth(const char *dir, const char *preset, const char *arch, int shards, fy_dtype_t dtype, uint64_t seed) {
   fy_synth_options_t o = {.preset = preset, .architecture = arch, .seed = seed, .dtype = dtype, .shards = shards};
-  ok(fy_synth_write(dir, &o), dir);
+  must(fy_synth_write(dir, &o), dir);
 }
 
 static fy_graph_t *load(const char *dir, bool shape_only) {
   fy_load_options_t o = {.shape_only = shape_only};
   fy_graph_t *g = NULL;
-  ok(fy_model_load(dir, &o, &g), dir);
+  must(fy_model_load(dir, &o, &g), dir);
   return g;
 }
 
@@ -81,12 +74,12 @@ static void expect_load_error(const char *dir, const fy_load_options_t *o, fy_co
   fy_status_free(s);
 }
 
-static void write_text(const char *path, const char *text) { ok(fy_file_write_atomic_bytes(path, text, strlen(text)), path); }
+static void write_text(const char *path, const char *text) { must(fy_file_write_atomic_bytes(path, text, strlen(text)), path); }
 
 /* Replaces the first occurrence of from with to in the file. */
 static void edit(const char *path, const char *from, const char *to) {
   char *text;
-  ok(fy_file_read(path, &text, NULL), path);
+  must(fy_file_read(path, &text, NULL), path);
   size_t before = strstr(text, from) ? (size_t)(strstr(text, from) - text) : SIZE_MAX;
   if (before == SIZE_MAX) {
     fprintf(stderr, "%s: no \"%s\" to edit\n", path, from);
@@ -106,7 +99,7 @@ static uint64_t weight_bytes_checksum(const fy_graph_t *g) {
     const fy_value_t *v = &g->values[i];
     if (v->kind != FY_VALUE_WEIGHT) continue;
     fy_mapping_t m;
-    ok(fy_file_map(g->files[v->file].path, &m), v->name);
+    must(fy_file_map(g->files[v->file].path, &m), v->name);
     for (uint64_t j = 0; j < v->nbytes; j++) h = (h ^ m.data[v->file_offset + j]) * 1099511628211ull;
     fy_file_unmap(&m);
   }
@@ -199,7 +192,7 @@ static void architectures(void) {
   fy_status_free(s);
 
   const char *d = dir_of("gpt2");
-  ok(fy_mkdir_p(d), d);
+  must(fy_mkdir_p(d), d);
   char path[1300];
   snprintf(path, sizeof path, "%s/config.json", d);
   write_text(path, "{\"architectures\": [\"GPT2LMHeadModel\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
@@ -214,8 +207,8 @@ static void rewrite_weights(const char *dir, const char *drop, const char *trans
   snprintf(path, sizeof path, "%s/model.safetensors", dir);
   fy_graph_t *scratch;
   fy_tensor_index_t index = {0};
-  ok(fy_graph_create(&scratch), "graph");
-  ok(fy_safetensors_read(path, scratch, &index), path);
+  must(fy_graph_create(&scratch), "graph");
+  must(fy_safetensors_read(path, scratch, &index), path);
   fy_safetensors_entry_t *e = calloc((size_t)index.n_tensors, sizeof *e);
   int n = 0;
   for (int i = 0; i < index.n_tensors; i++) {
@@ -229,7 +222,7 @@ static void rewrite_weights(const char *dir, const char *drop, const char *trans
     }
     n++;
   }
-  ok(fy_safetensors_write(path, e, n, NULL, NULL), path);
+  must(fy_safetensors_write(path, e, n, NULL, NULL), path);
   free(e);
   fy_tensor_index_free(&index);
   fy_graph_destroy(scratch);
@@ -275,7 +268,7 @@ static void weight_errors(void) {
 }
 
 static void write_config(const char *dir, const char *json) {
-  ok(fy_mkdir_p(dir), dir);
+  must(fy_mkdir_p(dir), dir);
   char path[1300];
   snprintf(path, sizeof path, "%s/config.json", dir);
   write_text(path, json);
@@ -412,17 +405,12 @@ static void cli(void) {
 int main(void) {
   const char *t = getenv("FERRY_TMP");
   snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp/ferry_test_frontend");
-  ok(fy_mkdir_p(tmp), tmp);
+  must(fy_mkdir_p(tmp), tmp);
   tiny_round_trip();
   architectures();
   weight_errors();
   config_files();
   real_presets();
   cli();
-  if (failures) {
-    fprintf(stderr, "%d failures\n", failures);
-    return 1;
-  }
-  puts("ok");
-  return 0;
+  return check_summary();
 }

@@ -22,16 +22,9 @@
 #include "schedules/schedule.h"
 #include "schedules/simulate.h"
 #include "support/file.h"
+#include "tests/check.h"
 
-static int failures;
 
-#define CHECK(cond)                                                      \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
-      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                        \
-    }                                                                    \
-  } while (0)
 
 /* A step the rest depends on: stop the test on failure. */
 static void must(fy_status_t st, const char *what) {
@@ -686,10 +679,5 @@ int main(int argc, char **argv) {
   check_error(fy_plan_read("", 0, &p), FY_INVALID_ARGUMENT, "not a ferry plan", "empty");
   check_error(fy_plan_load("/nonexistent.plan", &p), FY_UNAVAILABLE, "/nonexistent.plan", "missing file");
 
-  if (failures) {
-    fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("ok\n");
-  return 0;
+  return check_summary();
 }

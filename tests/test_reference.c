@@ -13,26 +13,9 @@
 #include "frontend/frontend.h"
 #include "frontend/synth.h"
 #include "support/file.h"
+#include "tests/check.h"
 
-static int failures;
 
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                       \
-      fprintf(stderr, "\n");                              \
-      failures++;                                         \
-    }                                                     \
-  } while (0)
-
-static bool ok(fy_status_t s, const char *what) {
-  if (!s) return true;
-  fprintf(stderr, "FAIL %s: %s\n", what, fy_status_message(s));
-  fy_status_free(s);
-  failures++;
-  return false;
-}
 
 enum { N_PROMPT = 5, N_DECODE = 6, N_ALL = N_PROMPT + N_DECODE };
 static const int32_t tokens[N_ALL] = {1, 200, 37, 5, 255, 0, 17, 17, 99, 128, 3};
@@ -109,10 +92,5 @@ int main(void) {
     fy_status_free(s);
     fy_graph_destroy(g);
   }
-  if (failures) {
-    fprintf(stderr, "%d failures\n", failures);
-    return 1;
-  }
-  puts("ok");
-  return 0;
+  return check_summary();
 }

@@ -27,27 +27,8 @@
 #include "schedules/plan.h"
 #include "schedules/schedule.h"
 #include "support/file.h"
+#include "tests/check.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    checks++;                                             \
-    if (!(cond)) {                                        \
-      failures++;                                         \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                       \
-      fprintf(stderr, "\n");                              \
-    }                                                     \
-  } while (0)
-
-static bool ok(fy_status_t s, const char *what) {
-  checks++;
-  if (!s) return true;
-  fprintf(stderr, "FAIL %s: %s\n", what, fy_status_message(s));
-  fy_status_free(s);
-  failures++;
-  return false;
-}
 
 /* The error's message contains every needle (and the status is freed). */
 static bool fails_with(fy_status_t s, const char *needle1, const char *needle2) {
@@ -557,6 +538,5 @@ int main(void) {
   }
   model_close(&m);
   test_small();
-  printf("%d checks, %d failed\n", checks, failures);
-  return failures != 0;
+  return check_summary();
 }

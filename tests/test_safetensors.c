@@ -6,17 +6,10 @@
 
 #include "frontend/safetensors.h"
 #include "support/file.h"
+#include "tests/check.h"
 
-static int failures;
 static char tmp[1024];
 
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                      \
-    }                                                                  \
-  } while (0)
 
 /* Writes a safetensors file: header length (or `declared` when nonzero), the
  * header text, then data_bytes zero bytes. */
@@ -194,10 +187,5 @@ int main(void) {
   }
   malformed_files();
   round_trip();
-  if (failures) {
-    fprintf(stderr, "%d failures\n", failures);
-    return 1;
-  }
-  puts("ok");
-  return 0;
+  return check_summary();
 }

@@ -16,18 +16,8 @@
 #include "passes/compile.h"
 #include "schedules/schedule.h"
 #include "schedules/simulate.h"
+#include "tests/check.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    checks++;                                              \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);          \
-      printf(__VA_ARGS__);                                 \
-      printf("\n");                                        \
-    }                                                      \
-  } while (0)
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t next(void) {
@@ -193,6 +183,5 @@ int main(void) {
   fy_status_free(tiny.status);
   fy_graph_destroy(g);
 
-  printf("%d passed, %d failed\n", checks - failures, failures);
-  return failures != 0;
+  return check_summary();
 }

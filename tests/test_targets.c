@@ -8,16 +8,9 @@
 
 #include "passes/target.h"
 #include "support/file.h"
+#include "tests/check.h"
 
-static int failures;
 
-#define CHECK(cond)                                                      \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
-      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                        \
-    }                                                                    \
-  } while (0)
 
 static const char *targets_dir;
 static const char *tmp_dir;
@@ -326,10 +319,5 @@ int main(void) {
   test_bad_profiles();
   test_overrides();
   test_parse_bytes();
-  if (failures) {
-    fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("ok\n");
-  return 0;
+  return check_summary();
 }
