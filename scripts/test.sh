@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds ferry and runs the whole test suite twice: a normal build, then an
-# ASan + UBSan build, then fuzzes the plan reader for a minute. FERRY_SKIP_SANITIZE=1
-# and FERRY_SKIP_FUZZ=1 skip those parts.
+# Builds ferry and runs the whole test suite: a normal build, a minute of
+# fuzzing the plan reader, then the suite again in an ASan + UBSan build.
+# FERRY_SKIP_FUZZ=1 and FERRY_SKIP_SANITIZE=1 skip those parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,14 +12,14 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_PYTHON="$py" >/dev
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 900)
 
+# The plan reader under libFuzzer + ASan for about a minute (fails on any crash).
+if [ "${FERRY_SKIP_FUZZ:-0}" != 1 ]; then
+  FUZZ_SECONDS="${FUZZ_SECONDS:-60}" bash scripts/fuzz.sh
+fi
+
 if [ "${FERRY_SKIP_SANITIZE:-0}" != 1 ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON -DFERRY_PYTHON="$py" >/dev/null
   cmake --build build-asan -j"$jobs"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -j"$jobs" --timeout 1800 -LE slow)
-fi
-
-# The plan reader under libFuzzer + ASan for about a minute (fails on any crash).
-if [ "${FERRY_SKIP_FUZZ:-0}" != 1 ]; then
-  FUZZ_SECONDS="${FUZZ_SECONDS:-60}" bash scripts/fuzz.sh
 fi
