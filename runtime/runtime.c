@@ -465,12 +465,23 @@ static void end_sequence(fy_rt_t *rt) {
   rt->in_sequence = false;
 }
 
+/* Token ids are checked here, before any backend sees them: a GPU kernel
+ * cannot report an id outside the table. */
+static fy_status_t check_token(const fy_rt_t *rt, int32_t token, const char *what) {
+  if (token < 0 || token >= rt->g->config.vocab)
+    return fy_status_make(FY_OUT_OF_RANGE, "%s: token id %d is outside the vocabulary (0..%lld)", what, (int)token,
+                          (long long)rt->g->config.vocab - 1);
+  return NULL;
+}
+
 fy_status_t fy_rt_prefill(fy_rt_t *rt, const int32_t *tokens, int64_t n, float *out_logits) {
   int64_t max = fy_rt_max_prompt(rt);
   if (!tokens || !out_logits) return fy_status_make(FY_INVALID_ARGUMENT, "prefill: no tokens or no logits buffer");
   if (n < 1 || n > max || n > rt->g->context)
     return fy_status_make(FY_OUT_OF_RANGE, "prefill of %lld tokens: the plan takes 1 to %lld (context %lld)",
                           (long long)n, (long long)max, (long long)rt->g->context);
+  for (int64_t i = 0; i < n; i++)
+    FY_TRY(check_token(rt, tokens[i], "prefill"));
   double t0 = seconds_since(&rt->origin);
   end_sequence(rt);
   rt->position = 0;
@@ -501,6 +512,7 @@ fy_status_t fy_rt_decode(fy_rt_t *rt, int32_t token, float *out_logits) {
                           "new one with prefill", (long long)fy_rt_max_decode(rt));
   if (rt->position >= rt->g->context)
     return fy_status_make(FY_OUT_OF_RANGE, "decode: the KV cache is full (%lld tokens)", (long long)rt->g->context);
+  FY_TRY(check_token(rt, token, "decode"));
   double t0 = seconds_since(&rt->origin);
   const stage_io_t *io = &rt->decode;
   fy_status_t s = rt->be->write(rt->ctx, io->tokens_offset, &token, sizeof token);

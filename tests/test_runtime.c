@@ -401,8 +401,8 @@ static void test_plan_and_refusals(model_t *m, uint64_t full) {
   fy_rt_options_t force = {.force = true};
   if (ok(fy_rt_open_schedule(m->g, x.s, &force, &rt), "forced open")) fy_rt_close(rt);
   snprintf(x.s->target.code_target, sizeof x.s->target.code_target, "spirv");
-  fy_rt_options_t cuda = {.backend = "cuda"};
-  CHECK(fails_with(fy_rt_open_schedule(m->g, x.s, &cuda, &rt), "cuda", "available: cpu"), "an unknown backend");
+  fy_rt_options_t nosuch = {.backend = "nosuch"};
+  CHECK(fails_with(fy_rt_open_schedule(m->g, x.s, &nosuch, &rt), "nosuch", "available: cpu"), "an unknown backend");
   compiled_free(&x);
   printf("refusals: other header, other seed, truncated, other dtype, missing file, corrupted plans, CUDA target\n");
 }
@@ -491,6 +491,15 @@ static void test_open_close(model_t *m, uint64_t full) {
     opened++;
   }
   long after = resident_pages(), page = sysconf(_SC_PAGESIZE);
+  /* Token ids outside the vocabulary are refused before any backend sees them. */
+  fy_rt_t *rt;
+  if (ok(fy_rt_open_schedule(m->g, x.s, &o, &rt), "open")) {
+    int32_t bad[2] = {1, (int32_t)m->g->config.vocab};
+    CHECK(fails_with(fy_rt_prefill(rt, bad, 2, m->got), "prefill", "outside the vocabulary"), "a bad prompt id");
+    if (ok(fy_rt_prefill(rt, prompt, SHORT, m->got), "prefill"))
+      CHECK(fails_with(fy_rt_decode(rt, -1, m->got), "decode", "outside the vocabulary"), "a bad decode id");
+    fy_rt_close(rt);
+  }
   CHECK(opened == 1000, "opened %d times", opened);
 #ifndef __SANITIZE_ADDRESS__ /* AddressSanitizer holds freed memory in quarantine; LeakSanitizer checks instead */
   CHECK((after - before) * page < (2l << 20), "RSS grew by %ld KiB over 900 opens", (after - before) * page / 1024);
