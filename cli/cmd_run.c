@@ -118,11 +118,22 @@ static fy_status_t run_model_folder(const run_options_t *o, const int32_t *promp
   return s;
 }
 
-/* A plan is a file; a model is a folder. */
+/* A plan is a file; a model is a folder. The positional argument is the
+ * first that is neither an option nor the value of one (the options of both
+ * forms that take values are listed here). */
 static bool names_a_plan(int argc, char **argv) {
+  static const char *const takes_value[] = {"--prompt", "--generate", "--threads", "--context", "--logits-out",
+                                            "--backend", "--weights", "--emulate-h2d", "--trace", NULL};
   for (int i = 1; i < argc; i++) {
+    bool value_follows = false;
+    for (int k = 0; takes_value[k] && !value_follows; k++) value_follows = !strcmp(argv[i], takes_value[k]);
+    if (value_follows) {
+      i++;
+      continue;
+    }
+    if (argv[i][0] == '-') continue;
     struct stat st;
-    if (argv[i][0] != '-' && stat(argv[i], &st) == 0 && S_ISREG(st.st_mode)) return true;
+    return stat(argv[i], &st) == 0 && S_ISREG(st.st_mode);
   }
   return false;
 }
