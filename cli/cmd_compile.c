@@ -20,6 +20,9 @@ static int usage(FILE *out) {
           "the plan summary. MODEL is a model folder (config.json alone is enough).\n\n"
           "options:\n%s"
           "  -o, --output PLAN    write the plan file (atomically)\n"
+          "  --arch LIST          CUDA architectures the plan carries kernels for, e.g. sm_75,sm_86,sm_90\n"
+          "                       (default: the target's; a cubin per architecture plus PTX)\n"
+          "  --no-kernels         write no compiled kernels (a backend compiles them at load)\n"
           "  -h, --help           this help\n",
           fy_compile_arg_help);
   return out == stdout ? 0 : 2;

@@ -10,14 +10,15 @@
 #include "schedules/simulate.h"
 
 enum {
-  OPT_OUTPUT = 'o', OPT_HELP = 'h', OPT_COMPARE = 999,
+  OPT_OUTPUT = 'o', OPT_HELP = 'h', OPT_COMPARE = 997, OPT_ARCH, OPT_NO_KERNELS,
   OPT_TARGET = 1000, OPT_BUDGET, OPT_PREFETCH, OPT_POLICY, OPT_CONTEXT, OPT_GENERATE, OPT_PROMPT_LEN,
   OPT_VRAM, OPT_RESERVE, OPT_H2D, OPT_PRINT_AFTER, OPT_VERIFY_EACH, OPT_SHAPE_ONLY,
 };
 
 static const struct option options[] = {
     {"output", required_argument, 0, OPT_OUTPUT},       {"compare", no_argument, 0, OPT_COMPARE},
-    {"help", no_argument, 0, OPT_HELP},
+    {"help", no_argument, 0, OPT_HELP},                 {"arch", required_argument, 0, OPT_ARCH},
+    {"no-kernels", no_argument, 0, OPT_NO_KERNELS},
     {"target", required_argument, 0, OPT_TARGET},       {"budget", required_argument, 0, OPT_BUDGET},
     {"prefetch", required_argument, 0, OPT_PREFETCH},   {"policy", required_argument, 0, OPT_POLICY},
     {"context", required_argument, 0, OPT_CONTEXT},     {"generate", required_argument, 0, OPT_GENERATE},
@@ -81,6 +82,8 @@ static fy_status_t take(fy_compile_args_t *a, int opt, const char *value) {
     case OPT_SHAPE_ONLY: a->load.shape_only = true; return NULL;
     case OPT_OUTPUT: a->output = value; return NULL;
     case OPT_COMPARE: a->compare = true; return NULL;
+    case OPT_ARCH: a->arch = value; return NULL;
+    case OPT_NO_KERNELS: a->no_kernels = true; return NULL;
   }
   return fy_status_make(FY_INTERNAL, "option %d has no handler", opt);
 }
@@ -95,8 +98,9 @@ int fy_compile_args_parse(fy_compile_args_t *a, int argc, char **argv, const cha
       fprintf(stderr, "Try 'ferry %s --help'.\n", cmd);
       return 2;
     }
-    if ((opt == OPT_OUTPUT && !allow_output) || (opt == OPT_COMPARE && !allow_compare))
-      return fy_cli_usage_error(cmd, "%s does not take %s", cmd, opt == OPT_OUTPUT ? "--output" : "--compare");
+    bool plan_only = opt == OPT_OUTPUT || opt == OPT_ARCH || opt == OPT_NO_KERNELS;
+    if ((plan_only && !allow_output) || (opt == OPT_COMPARE && !allow_compare))
+      return fy_cli_usage_error(cmd, "%s does not take %s", cmd, argv[optind - 1]);
     fy_status_t s = take(a, opt, optarg);
     if (s) return fy_cli_fail(s);
   }

@@ -19,6 +19,8 @@ typedef struct fy_compile_args {
   fy_load_options_t load;
   fy_compile_options_t compile;
   const char *output;
+  const char *arch; /* --arch sm_75,sm_86: the CUDA architectures a plan carries kernels for */
+  bool no_kernels;  /* --no-kernels: a plan without compiled kernels (backends compile at load) */
   bool compare;
   bool policy_given;
 } fy_compile_args_t;

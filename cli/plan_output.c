@@ -3,9 +3,40 @@
  * options it was compiled with. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/compile_args.h"
+#include "codegen/cuda.h"
 #include "schedules/plan.h"
+
+/* The CUDA kernels a plan carries: a cubin per architecture (--arch, or the
+ * target's sm_XX) and PTX for newer ones. None for other targets unless
+ * --arch asks. */
+static fy_status_t compile_cuda_kernels(const fy_compile_args_t *a, const fy_schedule_t *s, fy_cuda_binaries_t *out,
+                                        fy_plan_kernel_t **out_kernels, int *out_count) {
+  *out_kernels = NULL;
+  *out_count = 0;
+  bool cuda_target = !strncmp(s->target.code_target, "sm_", 3);
+  if (a->no_kernels || (!a->arch && !cuda_target)) return NULL;
+  fy_cuda_arch_t archs[16];
+  int n = 0;
+  FY_TRY(fy_cuda_parse_archs(a->arch ? a->arch : s->target.code_target, archs, 16, &n));
+  const char *names[16];
+  for (int i = 0; i < n; i++) names[i] = archs[i].name;
+  FY_TRY(fy_status_annotate(fy_cuda_compile_graph(s->graph, names, n, out), "CUDA kernels"));
+  fy_plan_kernel_t *k = calloc((size_t)out->n_items + 1, sizeof *k);
+  if (!k) {
+    fy_cuda_binaries_free(out);
+    return fy_status_make(FY_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  for (int i = 0; i < out->n_items; i++) {
+    const fy_cuda_binary_t *b = &out->items[i];
+    k[i] = (fy_plan_kernel_t){b->format, b->architecture, b->code, b->code_size, b->entries, b->n_entries};
+  }
+  *out_kernels = k;
+  *out_count = out->n_items;
+  return NULL;
+}
 
 fy_status_t fy_cli_write_plan(const char *path, const fy_compile_args_t *a, const fy_schedule_t *s) {
   const fy_graph_t *g = s->graph;
@@ -25,7 +56,13 @@ fy_status_t fy_cli_write_plan(const char *path, const fy_compile_args_t *a, cons
                               {"prompt_tokens", prompt}};
   meta.extra = extra;
   meta.n_extra = sizeof extra / sizeof *extra;
+  fy_cuda_binaries_t cuda = {0};
+  fy_plan_kernel_t *kernels = NULL;
+  if (!st) st = compile_cuda_kernels(a, s, &cuda, &kernels, &meta.n_kernels);
+  meta.kernels = kernels;
   if (!st) st = fy_plan_write(path, s, &meta);
+  if (kernels) fy_cuda_binaries_free(&cuda);
+  free(kernels);
   free(prints);
   return st;
 }
