@@ -6,8 +6,9 @@
 
 #include "runtime/backend.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/vulkan.h"
 
-static const fy_rt_backend_t *const backends[] = {&fy_rt_backend_cpu, &fy_rt_backend_cuda};
+static const fy_rt_backend_t *const backends[] = {&fy_rt_backend_cpu, &fy_rt_backend_vulkan, &fy_rt_backend_cuda};
 enum { N_BACKENDS = sizeof backends / sizeof *backends };
 
 const fy_rt_backend_t *fy_rt_backend_find(const char *name) {
