@@ -123,7 +123,7 @@ static fy_status_t run_model_folder(const run_options_t *o, const int32_t *promp
  * forms that take values are listed here). */
 static bool names_a_plan(int argc, char **argv) {
   static const char *const takes_value[] = {"--prompt", "--generate", "--threads", "--context", "--logits-out",
-                                            "--backend", "--weights", "--emulate-h2d", "--trace", NULL};
+                                            "--backend", "--weights", "--emulate-h2d", "--trace", "--device", NULL};
   for (int i = 1; i < argc; i++) {
     bool value_follows = false;
     for (int k = 0; takes_value[k] && !value_follows; k++) value_follows = !strcmp(argv[i], takes_value[k]);

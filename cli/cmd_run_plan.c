@@ -30,7 +30,8 @@ static void usage(FILE *out) {
           "records (or --weights DIR), checked against the plan's fingerprints.\n\n"
           "  --prompt 1,2,3        the prompt's token ids\n"
           "  --generate N          tokens to generate (>= 1)\n"
-          "  --backend NAME        cpu (default)\n"
+          "  --backend NAME        cpu (default), vulkan, cuda\n"
+          "  --device N            the backend's N-th device, as ferry devices lists them (default: its best)\n"
           "  --weights DIR         the weight files, by base name, in DIR\n"
           "  --threads N           compute threads (default: all; results do not depend on it)\n"
           "  --poison              poison device memory at open and every evicted slot\n"
@@ -194,7 +195,7 @@ static fy_status_t run_plan(const run_plan_options_t *o, const int32_t *prompt, 
 
 int fy_run_plan_main(int argc, char **argv) {
   run_plan_options_t o = {0};
-  const char *generate = NULL, *threads = NULL, *gbps = NULL;
+  const char *generate = NULL, *threads = NULL, *gbps = NULL, *device = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -213,6 +214,7 @@ int fy_run_plan_main(int argc, char **argv) {
                          : !strcmp(a, "--threads")     ? &threads
                          : !strcmp(a, "--emulate-h2d") ? &gbps
                          : !strcmp(a, "--trace")       ? &o.trace
+                         : !strcmp(a, "--device")      ? &device
                                                        : NULL;
     if (flag) {
       *flag = true;
@@ -233,6 +235,10 @@ int fy_run_plan_main(int argc, char **argv) {
   int64_t n_threads = 0;
   fy_status_t s = fy_cli_parse_int("--generate", generate, 1, 1 << 24, &o.generate);
   if (!s && threads) s = fy_cli_parse_int("--threads", threads, 1, 256, &n_threads);
+  int64_t device_index = 0;
+  if (!s && device) s = fy_cli_parse_int("--device", device, 0, 1024, &device_index);
+  o.rt.pick_device = device != NULL;
+  o.rt.device = (int)device_index;
   if (!s && gbps) {
     char *end;
     o.rt.emulate_h2d_gbps = strtod(gbps, &end);

@@ -15,6 +15,7 @@ int fy_cmd_run(int argc, char **argv);
 /* ferry run PLAN: replays a plan file on a backend (cli/cmd_run_plan.c). */
 int fy_run_plan_main(int argc, char **argv);
 int fy_cmd_targets(int argc, char **argv);
+int fy_cmd_devices(int argc, char **argv);
 int fy_cmd_compile(int argc, char **argv);
 int fy_cmd_simulate(int argc, char **argv);
 int fy_cmd_inspect(int argc, char **argv);

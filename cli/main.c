@@ -19,6 +19,7 @@ static const command_t commands[] = {
     {"inspect", fy_cmd_inspect, "show a plan: summary, --json, --trace, --svg, --kernels"},
     {"diff", fy_cmd_diff, "what changed between two plans (budget, residency, times)"},
     {"targets", fy_cmd_targets, "list the GPU target profiles"},
+    {"devices", fy_cmd_devices, "list this machine's Vulkan and CUDA devices"},
 };
 
 static void usage(FILE *out) {

@@ -7,6 +7,7 @@
 
 #include "cli/compile_args.h"
 #include "codegen/cuda.h"
+#include "codegen/spirv.h"
 #include "schedules/plan.h"
 
 /* The CUDA kernels a plan carries: a cubin per architecture (--arch, or the
@@ -38,6 +39,20 @@ static fy_status_t compile_cuda_kernels(const fy_compile_args_t *a, const fy_sch
   return NULL;
 }
 
+/* The SPIR-V kernels a plan for a Vulkan target carries: one validated
+ * module per distinct kernel, packed as one table entry. */
+static fy_status_t compile_spirv_kernels(const fy_compile_args_t *a, const fy_schedule_t *s, fy_spirv_packed_t *out,
+                                         bool *out_present) {
+  *out_present = false;
+  if (a->no_kernels || strcmp(s->target.code_target, "spirv")) return NULL;
+  fy_spirv_program_t *program;
+  FY_TRY(fy_status_annotate(fy_spirv_compile_graph(s->graph, &program), "SPIR-V kernels"));
+  fy_status_t st = fy_spirv_pack(program, out);
+  fy_spirv_program_destroy(program);
+  *out_present = !st;
+  return st;
+}
+
 fy_status_t fy_cli_write_plan(const char *path, const fy_compile_args_t *a, const fy_schedule_t *s) {
   const fy_graph_t *g = s->graph;
   fy_file_fingerprint_t *prints = calloc((size_t)g->n_files + 1, sizeof *prints);
@@ -59,9 +74,16 @@ fy_status_t fy_cli_write_plan(const char *path, const fy_compile_args_t *a, cons
   fy_cuda_binaries_t cuda = {0};
   fy_plan_kernel_t *kernels = NULL;
   if (!st) st = compile_cuda_kernels(a, s, &cuda, &kernels, &meta.n_kernels);
-  meta.kernels = kernels;
+  fy_spirv_packed_t spirv = {0};
+  bool has_spirv = false;
+  if (!st) st = compile_spirv_kernels(a, s, &spirv, &has_spirv);
+  fy_plan_kernel_t spirv_kernel = {FY_SPIRV_FORMAT, FY_SPIRV_ARCHITECTURE, spirv.code, spirv.code_size,
+                                   (const char *const *)spirv.entries, spirv.n_entries};
+  meta.kernels = has_spirv ? &spirv_kernel : kernels;
+  if (has_spirv) meta.n_kernels = 1;
   if (!st) st = fy_plan_write(path, s, &meta);
   if (kernels) fy_cuda_binaries_free(&cuda);
+  if (has_spirv) fy_spirv_packed_free(&spirv);
   free(kernels);
   free(prints);
   return st;

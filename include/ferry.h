@@ -39,6 +39,8 @@ typedef struct fy_rt_options {
   bool force;              /* replay a plan compiled for a code target the backend does not run */
   bool trace;              /* record every command's start and end for fy_rt_write_trace */
   int trace_steps;         /* steps recorded per stage with trace; <= 0 = 8 */
+  bool pick_device;        /* use device (else the backend's best: discrete GPUs first) */
+  int device;              /* the device's index among the backend's devices, as ferry devices lists them */
 } fy_rt_options_t;
 
 /* Opens a plan file (verified in full by the plan reader) and binds its

@@ -32,6 +32,7 @@ typedef struct fy_rt_backend_params {
   const fy_schedule_t *schedule; /* the schedule to be replayed (which launches run on the host, ...) */
   const fy_mapping_t *files;     /* mapped weight files, parallel to graph->files (host-run launches read them) */
   int n_threads;                 /* <= 0 = every online CPU */
+  int device;                    /* device index for GPU backends; < 0 = the backend's best */
   /* The plan's compiled kernels (plan meta); none for a schedule opened in memory. */
   const fy_plan_kernel_t *kernels;
   int n_kernels;

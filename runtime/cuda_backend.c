@@ -296,7 +296,7 @@ static fy_status_t cuda_create(const fy_rt_backend_params_t *p, void **out_ctx) 
   int count = 0;
   if (!s) s = CU(c, c->drv->device_get_count(&count), "cuDeviceGetCount");
   if (!s && count < 1) s = fy_status_make(FY_UNAVAILABLE, "the NVIDIA driver sees no CUDA device");
-  if (!s) s = CU(c, c->drv->device_get(&c->dev, 0), "cuDeviceGet");
+  if (!s) s = CU(c, c->drv->device_get(&c->dev, p->device >= 0 ? p->device : 0), "cuDeviceGet");
   if (!s) s = CU(c, c->drv->device_get_name(c->device_name, (int)sizeof c->device_name, c->dev), "cuDeviceGetName");
   if (!s)
     s = CU(c, c->drv->device_get_attribute(&c->major, FY_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, c->dev),

@@ -331,7 +331,8 @@ static fy_status_t choose_backend(fy_rt_t *rt) {
 static fy_status_t start_backend(fy_rt_t *rt) {
   const fy_schedule_t *s = rt->s;
   fy_rt_backend_params_t params = {.graph = rt->g, .schedule = s, .files = rt->files,
-                                   .n_threads = rt->options.n_threads};
+                                   .n_threads = rt->options.n_threads,
+                                   .device = rt->options.pick_device ? rt->options.device : -1};
   if (rt->plan) params.kernels = rt->plan->meta.kernels, params.n_kernels = rt->plan->meta.n_kernels;
   FY_TRY(rt->be->create(&params, &rt->ctx));
   FY_TRY(rt->be->arena_alloc(rt->ctx, s->device_bytes));

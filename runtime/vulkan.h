@@ -136,6 +136,16 @@ typedef struct fy_vk {
 } fy_vk_t;
 
 fy_status_t fy_vk_create(const fy_vk_options_t *options, fy_vk_t **out_vk);
+
+/* The physical devices, in the order --device indexes them. */
+typedef struct fy_vk_device_info {
+  char name[256];
+  uint64_t device_local_bytes;
+  int type_rank; /* 4 discrete, 3 integrated, 2 virtual, 1 cpu */
+  bool usable;   /* Vulkan 1.2 with timeline semaphores */
+} fy_vk_device_info_t;
+/* The caller frees *out_devices with free(). */
+fy_status_t fy_vk_list_devices(fy_vk_device_info_t **out_devices, int *out_count);
 void fy_vk_destroy(fy_vk_t *vk);
 /* "discrete", "integrated", "virtual", "cpu", "other". */
 const char *fy_vk_device_type_name(VkPhysicalDeviceType type);

@@ -338,8 +338,7 @@ static bool host_launches(const fy_schedule_t *s) {
 }
 
 static fy_status_t create(vkb_t *b, const fy_rt_backend_params_t *p) {
-  const char *dev = getenv("FERRY_VULKAN_DEVICE");
-  fy_vk_options_t o = {.device = dev && *dev ? atoi(dev) : -1};
+  fy_vk_options_t o = {.device = p->device};
   FY_TRY(fy_vk_create(&o, &b->vk));
   fy_vk_t *vk = b->vk;
   /* A smaller binding range than the device's, to exercise the splitter (tests). */

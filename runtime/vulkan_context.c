@@ -317,6 +317,42 @@ void fy_vk_destroy(fy_vk_t *vk) {
   free(vk);
 }
 
+fy_status_t fy_vk_list_devices(fy_vk_device_info_t **out_devices, int *out_count) {
+  fy_vk_t *vk = calloc(1, sizeof *vk);
+  if (!vk) return fy_status_make(FY_RESOURCE_EXHAUSTED, "vulkan: out of memory");
+  pthread_mutex_init(&vk->submit_lock, NULL);
+  pthread_mutex_init(&vk->message_lock, NULL);
+  fy_vk_options_t o = {.device = -1};
+  uint32_t n = 0;
+  fy_status_t s = load_loader(vk);
+  if (!s) s = create_instance(vk, &o);
+  if (!s) s = fy_vk_check(vk->fn.vkEnumeratePhysicalDevices(vk->instance, &n, NULL), "vkEnumeratePhysicalDevices");
+  VkPhysicalDevice *all = s ? NULL : calloc(n ? n : 1, sizeof *all);
+  fy_vk_device_info_t *info = s ? NULL : calloc(n ? n : 1, sizeof *info);
+  if (!s && (!all || !info)) s = fy_status_make(FY_RESOURCE_EXHAUSTED, "vulkan: out of memory");
+  if (!s) s = fy_vk_check(vk->fn.vkEnumeratePhysicalDevices(vk->instance, &n, all), "vkEnumeratePhysicalDevices");
+  for (uint32_t i = 0; !s && i < n; i++) {
+    VkPhysicalDeviceProperties p;
+    VkPhysicalDeviceMemoryProperties m;
+    vk->fn.vkGetPhysicalDeviceProperties(all[i], &p);
+    vk->fn.vkGetPhysicalDeviceMemoryProperties(all[i], &m);
+    snprintf(info[i].name, sizeof info[i].name, "%s", p.deviceName);
+    info[i].type_rank = type_rank(p.deviceType);
+    info[i].usable = p.apiVersion >= VK_API_VERSION_1_2 && timeline_supported(vk, all[i]);
+    for (uint32_t h = 0; h < m.memoryHeapCount; h++)
+      if (m.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) info[i].device_local_bytes += m.memoryHeaps[h].size;
+  }
+  free(all);
+  fy_vk_destroy(vk);
+  if (s) {
+    free(info);
+    return s;
+  }
+  *out_devices = info;
+  *out_count = (int)n;
+  return NULL;
+}
+
 /* ---- memory ---- */
 
 static int memory_type(const fy_vk_t *vk, uint32_t allowed, VkMemoryPropertyFlags want, VkMemoryPropertyFlags avoid) {

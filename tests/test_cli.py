@@ -1,0 +1,85 @@
+"""The ferry command as a person uses it:
+  - `ferry --help` lists every command; each `ferry CMD --help` exits 0;
+    an unknown command or option exits 2 with a hint;
+  - `ferry devices` lists the Vulkan devices (lavapipe here) and says why
+    there is no CUDA device;
+  - the bundled default (small preset, demo target): the plan replayed with
+    --backend vulkan gives the same tokens as the cpu backend, which are the
+    reference's bit for bit (--check-reference);
+  - --device picks a device by its number; a device that is not there is
+    refused with a message naming it."""
+import os
+import re
+import subprocess
+import sys
+
+FERRY = os.environ.get("FERRY", "ferry")
+TMP = os.environ.get("FERRY_TMP", "/tmp/ferry_test_cli")
+VK = {"VK_DRIVER_FILES": "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"}
+
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAILED:", what, file=sys.stderr)
+
+
+def run(*args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    r = subprocess.run([FERRY] + [str(a) for a in args], capture_output=True, text=True, env=e)
+    return r.returncode, r.stdout, r.stderr
+
+
+def tokens(out):
+    m = re.search(r"^tokens: ([0-9,]+)$", out, re.M)
+    return m.group(1) if m else None
+
+
+def main():
+    os.makedirs(TMP, exist_ok=True)
+    code, out, _ = run("--help")
+    commands = re.findall(r"^  (\w+) ", out, re.M)
+    check(code == 0 and {"synth", "graph", "run", "compile", "simulate", "inspect", "diff", "targets",
+                         "devices"} <= set(commands), "ferry --help lists the commands: %s" % commands)
+    for c in commands:
+        code, out, _ = run(c, "--help")
+        check(code == 0 and "usage: ferry " + c in out, "ferry %s --help" % c)
+    code, _, err = run("nosuch")
+    check(code == 2 and "unknown command" in err, "an unknown command exits 2")
+    code, _, err = run("compile", "--nosuch", "x")
+    check(code == 2 and "--help" in err, "an unknown option exits 2 with a hint")
+
+    code, out, _ = run("devices", env=VK)
+    check(code == 0 and "vulkan:" in out and "cuda:" in out, "ferry devices lists both APIs")
+    vulkan_present = re.search(r"^  0: ", out, re.M) is not None
+
+    model, plan = os.path.join(TMP, "small"), os.path.join(TMP, "small.plan")
+    if not os.path.exists(os.path.join(model, "config.json")):
+        code, _, err = run("synth", "--preset", "small", "-o", model, "--seed", "1")
+        check(code == 0, "synth small: " + err)
+    code, _, err = run("compile", model, "--target", "demo", "--prompt-len", "16", "--generate", "8", "-o", plan)
+    check(code == 0, "compile small for demo: " + err)
+    args = ["run", plan, "--prompt", "1,2,3", "--generate", "8"]
+    code, out, err = run(*args, "--poison", "--check-reference")
+    cpu = tokens(out)
+    check(code == 0 and cpu and "identical (bit for bit)" in out, "cpu backend, poisoned, equals the reference: " + err)
+    if vulkan_present:
+        code, out, err = run(*args, "--backend", "vulkan", "--device", "0", env=VK)
+        check(code == 0 and tokens(out) == cpu, "vulkan gives the cpu backend's tokens: %s vs %s %s"
+              % (tokens(out), cpu, err))
+        code, _, err = run(*args, "--backend", "vulkan", "--device", "7", env=VK)
+        check(code == 1 and "device 7" in err, "a missing device is refused by number: " + err)
+    else:
+        print("SKIP: no Vulkan device; the vulkan checks did not run")
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
