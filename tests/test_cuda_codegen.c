@@ -41,26 +41,7 @@
 #include "schedules/plan.h"
 #include "schedules/schedule.h"
 #include "support/file.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                       \
-      fprintf(stderr, "\n");                              \
-      failures++;                                         \
-    }                                                     \
-  } while (0)
-
-static bool ok(fy_status_t s, const char *what) {
-  if (!s) return true;
-  fprintf(stderr, "FAIL %s: %s\n", what, fy_status_message(s));
-  fy_status_free(s);
-  failures++;
-  return false;
-}
+#include "tests/check.h"
 
 /* Expects a failure of code `code` whose message contains `needle`. */
 static void expect_error(fy_status_t s, fy_code_t code, const char *needle, const char *what) {
@@ -735,6 +716,5 @@ int main(void) {
   }
   fy_graph_destroy(tiny);
   test_backend_on_mock();
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return check_summary();
 }

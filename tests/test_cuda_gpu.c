@@ -26,26 +26,7 @@
 #include "runtime/cuda_driver.h"
 #include "schedules/schedule.h"
 #include "support/file.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                       \
-      fprintf(stderr, "\n");                              \
-      failures++;                                         \
-    }                                                     \
-  } while (0)
-
-static bool ok(fy_status_t s, const char *what) {
-  if (!s) return true;
-  fprintf(stderr, "FAIL %s: %s\n", what, fy_status_message(s));
-  fy_status_free(s);
-  failures++;
-  return false;
-}
+#include "tests/check.h"
 
 static const char *tmp_dir(void) {
   const char *t = getenv("FERRY_TMP");
@@ -364,6 +345,5 @@ int main(void) {
   }
   if (gpu.ctx) d->primary_ctx_release(gpu.dev);
   fy_cuda_driver_close(d);
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return check_summary();
 }
