@@ -18,7 +18,7 @@ echo "== synthesize: small preset, seed 1"
 echo "== compile for the demo target"
 $ferry compile "$out/small" --target demo --prompt-len 16 --generate 16 -o "$out/small.plan" | tail -n 8
 echo "== inspect"
-$ferry inspect "$out/small.plan" --svg "$out/small.svg" --trace "$out/predicted.json" | head -n 12
+$ferry inspect "$out/small.plan" --svg "$out/small.svg" --trace "$out/predicted.json"
 echo "== run: cpu backend, poisoned, bus emulated at 2 GB/s, checked against the reference"
 $ferry run "$out/small.plan" --prompt 1,2,3,4,5,6,7,8 --generate 16 --poison --emulate-h2d 2 \
   --check-reference --compare-predicted --trace "$out/measured.json"
