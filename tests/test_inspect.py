@@ -56,9 +56,11 @@ def check_summary(plan):
     out = must("inspect", plan)
     for line in ("plan      format 1, compiled by ferry", "options   policy ferry", "target    demo:",
                  "memory map (device bytes", "model.layers.3", "request (prefill + decode):",
-                 "(the times recorded in the plan agree)", "kernels   none"):
+                 "(the times recorded in the plan agree)", "kernels   spirv vulkan1.1 ("):
         check(line in out, f"inspect summary has '{line}'")
-    check("no kernels in this plan" in must("inspect", plan, "--kernels"), "--kernels says there are none")
+    kernels = must("inspect", plan, "--kernels")
+    check("spirv vulkan1.1:" in kernels and "fy_matmul_" in kernels,
+          "--kernels lists the plan's SPIR-V kernels (a demo plan targets spirv)")
 
 
 def check_json(plan, streamed):
@@ -86,7 +88,9 @@ def check_json(plan, streamed):
           "json: recorded and simulated decode step agree")
     request = sum(s["simulated"]["total_seconds"] for s in doc["stages"] if s["name"] != "load")
     check(abs(doc["predicted"]["request_seconds"] - request) < 1e-9, "json: request = prefill + decode")
-    check(doc["kernels"] == [], "json: no kernels")
+    check([(k["format"], k["architecture"]) for k in doc["kernels"]] == [("spirv", "vulkan1.1")]
+          and doc["kernels"][0]["code_bytes"] > 0 and doc["kernels"][0]["entries"],
+          "json: the SPIR-V kernel table")
     check(doc["options"]["extra"].get("generate") == "128", "json: the free-form options")
     return doc
 

@@ -146,7 +146,9 @@ def main():
                 if c["kind"] == "Copy":
                     check(c["bytes"] > 0 and c["seconds"] > 0, at + ": copy size and time")
     check(any(c["kind"] == "Evict" for c in s["stages"][1]["compute"]), "evictions in prefill")
-    check(doc.get("kernels", []) == [], "no kernels yet")
+    kernels = doc.get("kernels", [])
+    check(len(kernels) == 1 and kernels[0].get("format") == "spirv" and kernels[0].get("entries"),
+          "a plan for a spirv target carries its SPIR-V kernels")
 
     # 2. A plan flatc builds from edited JSON is accepted; the edits are there.
     doc["target"]["description"] = "edited by test_plan_flatc"
