@@ -68,6 +68,10 @@ typedef struct fy_copy_range {
 typedef struct fy_compile_stage {
   /* Per layer (graph layer index): true when the layer's nodes run on the CPU. */
   bool *layer_on_host;
+  /* The nodes before the first layer (the embedding lookup) run on the CPU,
+   * reading the table from host memory: it then needs no VRAM. */
+  bool pre_on_host;
+  int first_layer_node; /* graph index of the stage's first node inside a layer */
   /* Streamed groups in execution order. */
   fy_stream_group_t *groups;
   int n_groups;

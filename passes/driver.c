@@ -49,6 +49,13 @@ fy_status_t fy_compile_run(const fy_graph_t *graph, const fy_target_t *target, c
   c->budget = options->budget ? options->budget : target->vram_bytes - target->reserve_bytes;
   c->stages = calloc((size_t)graph->n_stages + 1, sizeof *c->stages);
   fy_status_t s = c->stages ? NULL : fy_status_make(FY_RESOURCE_EXHAUSTED, "compile: out of memory");
+  for (int st = 0; !s && st < graph->n_stages; st++) {
+    const fy_stage_t *gs = &graph->stages[st];
+    int first = gs->first_node + gs->n_nodes;
+    for (int i = gs->first_node; i < first; i++)
+      if (graph->nodes[i].layer >= 0) first = i;
+    c->stages[st].first_layer_node = first;
+  }
   if (!s) s = fy_graph_verify(graph);
   if (!s) s = fy_pass_cost(c);
   if (!s) s = after_pass(c, "cost");
@@ -92,8 +99,9 @@ double fy_compile_node_seconds(const fy_compile_t *c, int node) {
   const fy_stage_t *st = &g->stages[n->stage];
   double crossing = (double)st->max_tokens * (double)g->config.hidden * 4.0 / (c->target.h2d_pinned_gbps * 1e9);
   double seconds = c->node_host_seconds[node];
-  if (node == st->first_node || !fy_compile_node_on_host(c, node - 1)) seconds += crossing;
-  if (node + 1 == st->first_node + st->n_nodes || !fy_compile_node_on_host(c, node + 1)) seconds += crossing;
+  /* Token ids start on the host and logits end there: only a GPU neighbour costs a crossing. */
+  if (node > st->first_node && !fy_compile_node_on_host(c, node - 1)) seconds += crossing;
+  if (node + 1 < st->first_node + st->n_nodes && !fy_compile_node_on_host(c, node + 1)) seconds += crossing;
   return seconds;
 }
 
@@ -135,8 +143,9 @@ void fy_compile_print(const fy_compile_t *c, const char *pass, FILE *out) {
           *(c->placement[v] == FY_PLACE_RESIDENT ? &res : &streamed) += g->values[v].nbytes;
       fprintf(out, "  %-20s resident %12" PRIu64 " streamed %12" PRIu64, l < 0 ? "(global)" : g->layers[l].name, res,
               streamed);
-      for (int s = 0; l >= 0 && s < g->n_stages; s++)
-        if (c->stages[s].layer_on_host[l]) fprintf(out, " host in %s", g->stages[s].name);
+      for (int s = 0; s < g->n_stages; s++)
+        if (l >= 0 ? c->stages[s].layer_on_host[l] : c->stages[s].pre_on_host)
+          fprintf(out, " %s on the host in %s", l >= 0 ? "" : "embedding", g->stages[s].name);
       fputc('\n', out);
     }
     return;

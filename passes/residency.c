@@ -12,7 +12,9 @@
  *    layer's tensors that fits a slot (the last one trimmed to what is still
  *    missing), so the budget is filled down to single tensors; optionally the
  *    first h layers computed by the host in decode (and in prefill), where
- *    the host reads its weights faster than the bus can bring them;
+ *    the host reads its weights faster than the bus can bring them; and the
+ *    embedding lookup on the host, which takes the table out of VRAM (a
+ *    step needs only its tokens' rows);
  *  - the baselines' own decisions (sequential, prefetch1, first-k, ngl), so
  *    that ferry is never worse than the best of them by construction.
  * Baseline policies take only their own candidate. Norms and biases (tensors
@@ -55,6 +57,7 @@ typedef struct {
   int n_slots;
   int host_layers;
   bool prefill_host;
+  bool pre_host; /* the embedding lookup on the host, its table out of VRAM */
   bool *resident; /* per value */
   uint64_t slot_bytes, resident_bytes;
   double seconds;
@@ -69,6 +72,7 @@ static bool host_in_stage(const model_t *m, const candidate_t *k, int s) {
 }
 
 static bool unit_on_host(const model_t *m, const candidate_t *k, int s, int u) {
+  if (u == 0) return k->pre_host;
   return u >= 1 && u <= k->host_layers && host_in_stage(m, k, s);
 }
 
@@ -104,8 +108,9 @@ static bool evaluate(model_t *m, candidate_t *k) {
       bool host = unit_on_host(m, k, s, u);
       fy_pipeline_unit_t *pu = &m->scratch[u];
       pu->compute_seconds = host ? m->unit_host[s * m->n_units + u] : m->unit_gpu[s * m->n_units + u];
-      if (host && !unit_on_host(m, k, s, u - 1)) pu->compute_seconds += m->crossing[s];
-      if (host && !unit_on_host(m, k, s, u + 1)) pu->compute_seconds += m->crossing[s];
+      /* Token ids start on the host and logits end there: only a GPU neighbour costs a crossing. */
+      if (host && u > 0 && !unit_on_host(m, k, s, u - 1)) pu->compute_seconds += m->crossing[s];
+      if (host && u + 1 < m->n_units && !unit_on_host(m, k, s, u + 1)) pu->compute_seconds += m->crossing[s];
       pu->copy_seconds = host ? 0 : (double)group_bytes(m, k, u) / h2d;
     }
     total += fy_pipeline_stage_seconds(m->scratch, m->n_units, k->n_slots, g->stages[s].repeat, NULL);
@@ -223,6 +228,12 @@ static void set_all_resident(const model_t *m, candidate_t *k, bool resident) {
   for (int v = 0; v < g->n_values; v++) k->resident[v] = g->values[v].kind == FY_VALUE_WEIGHT && resident;
 }
 
+/* Every weight whose owning unit is u (0: the embedding, L+1: the head). */
+static void set_owner(const model_t *m, candidate_t *k, int u, bool resident) {
+  for (int v = 0; v < m->c->graph->n_values; v++)
+    if (m->owner_of[v] == u) k->resident[v] = resident;
+}
+
 static void set_layer(const model_t *m, candidate_t *k, int layer, bool resident) {
   const fy_graph_t *g = m->c->graph;
   for (int v = 0; v < g->n_values; v++)
@@ -240,20 +251,20 @@ static uint64_t bytes_where(const model_t *m, const candidate_t *k, bool residen
 }
 
 /* Whole layers streamed after a resident prefix of `prefix` layers; global
- * weights resident when they fit. */
-static void whole_layer_candidate(const model_t *m, candidate_t *k, int n_slots, int prefix) {
+ * weights resident when that fits, else streamed too. Returns whether the
+ * candidate fits (it is then evaluated). */
+static bool whole_layer_candidate(model_t *m, candidate_t *k, int n_slots, int prefix) {
   int L = m->c->graph->n_layers;
   set_all_resident(m, k, true);
   for (int l = prefix; l < L; l++) set_layer(m, k, l, false);
   k->n_slots = n_slots;
   k->host_layers = 0;
   k->prefill_host = false;
-  uint64_t slot = 0;
-  for (int l = 0; l < L; l++) {
-    uint64_t b = fy_graph_weight_bytes(m->c->graph, l);
-    if (b > slot) slot = b;
-  }
-  if (bytes_where(m, k, true, -2) + (uint64_t)n_slots * slot > m->avail) set_layer(m, k, -1, false);
+  k->pre_host = false;
+  if (evaluate(m, k)) return true;
+  set_layer(m, k, -1, false);
+  k->n_slots = n_slots;
+  return evaluate(m, k);
 }
 
 static bool better(const candidate_t *a, const candidate_t *best) {
@@ -277,12 +288,14 @@ static void consider(model_t *m, candidate_t *k, candidate_t *best) {
 /* ferry's fill: stream from the last layer backwards the largest tensor set
  * that fits a slot of slot_bytes, until the resident rest fits. */
 static bool fill_candidate(model_t *m, candidate_t *k, int n_slots, uint64_t slot_bytes, int host_layers,
-                           bool prefill_host) {
+                           bool prefill_host, bool pre_host) {
   int L = m->c->graph->n_layers;
   set_all_resident(m, k, true);
   k->n_slots = n_slots;
   k->host_layers = host_layers;
   k->prefill_host = prefill_host;
+  k->pre_host = pre_host;
+  if (pre_host) set_owner(m, k, 0, false);
   for (int l = 0; l < host_layers; l++) {
     const owner_t *o = &m->owners[l + 1];
     for (int j = 0; j < o->n_weights; j++) k->resident[o->weights[j]] = false;
@@ -293,7 +306,7 @@ static bool fill_candidate(model_t *m, candidate_t *k, int n_slots, uint64_t slo
   /* owners in fill order: layers last to first, then the head, then the embedding */
   for (int i = 0; i < m->n_units && resident > limit; i++) {
     int u = i < L ? L - i : i == L ? L + 1 : 0;
-    if (u >= 1 && u <= host_layers) continue;
+    if ((u >= 1 && u <= host_layers) || (u == 0 && pre_host)) continue;
     const owner_t *o = &m->owners[u];
     uint64_t excess = resident - limit;
     int pick = -1;
@@ -346,15 +359,15 @@ fy_status_t fy_pass_residency(fy_compile_t *c) {
     /* Everything fits: nothing streams, no copies at all. */
     set_all_resident(&m, &k, true);
     k.n_slots = 0;
+    k.host_layers = 0;
+    k.prefill_host = k.pre_host = false;
     consider(&m, &k, &best);
   }
   if (!st && best.seconds < 0 && (policy == FY_POLICY_SEQUENTIAL || policy == FY_POLICY_FERRY)) {
-    whole_layer_candidate(&m, &k, 1, 0);
-    consider(&m, &k, &best);
+    if (whole_layer_candidate(&m, &k, 1, 0)) consider(&m, &k, &best);
   }
   if (!st && best.seconds < 0 && (policy == FY_POLICY_PREFETCH1 || policy == FY_POLICY_FERRY)) {
-    whole_layer_candidate(&m, &k, policy == FY_POLICY_FERRY ? 2 : prefetch + 1, 0);
-    consider(&m, &k, &best);
+    if (whole_layer_candidate(&m, &k, policy == FY_POLICY_FERRY ? 2 : prefetch + 1, 0)) consider(&m, &k, &best);
   }
   if (!st && (policy == FY_POLICY_FIRST_K || policy == FY_POLICY_FERRY)) {
     /* stable-diffusion.cpp: K = (free - (prefetch+1)*block - max(min_free, 512 MB) - 768 MB) / block,
@@ -366,8 +379,7 @@ fy_status_t fy_pass_residency(fy_compile_t *c) {
     double kk = floor((free_bytes - (depth + 1) * block - reserve - 768.0 * 1024 * 1024) / block);
     int K = kk < 0 ? 0 : kk > L ? L : (int)kk;
     for (; K >= 0; K--) {
-      whole_layer_candidate(&m, &k, depth + 1, K);
-      if (evaluate(&m, &k)) break;
+      if (whole_layer_candidate(&m, &k, depth + 1, K)) break;
     }
     if (K >= 0) consider(&m, &k, &best);
   }
@@ -380,6 +392,10 @@ fy_status_t fy_pass_residency(fy_compile_t *c) {
       k.n_slots = 0;
       k.host_layers = h;
       k.prefill_host = true;
+      /* llama.cpp keeps token_embd in host memory and looks tokens up on the CPU
+       * (a tied table is needed on the GPU by the head anyway). */
+      k.pre_host = !g->config.tie_embeddings;
+      if (k.pre_host) set_owner(&m, &k, 0, false);
       if (!evaluate(&m, &k)) continue;
       consider(&m, &k, &best);
       if (policy == FY_POLICY_NGL) break;
@@ -410,9 +426,11 @@ fy_status_t fy_pass_residency(fy_compile_t *c) {
       int host_step = L > 16 ? L / 16 : 1;
       for (int h = 0; h <= L; h = h == L ? L + 1 : h + host_step > L ? L : h + host_step) {
         for (int ph = 0; ph <= (h > 0); ph++) {
-          for (int j = 0; j < n_slot_sizes; j++)
-            if (fill_candidate(&m, &k, ring, slot_sizes[j], h, ph)) consider(&m, &k, &best);
-          if (h > 0 && fill_candidate(&m, &k, 0, 0, h, ph)) consider(&m, &k, &best);
+          for (int pre = 0; pre <= 1; pre++) {
+            for (int j = 0; j < n_slot_sizes; j++)
+              if (fill_candidate(&m, &k, ring, slot_sizes[j], h, ph, pre)) consider(&m, &k, &best);
+            if ((h > 0 || pre) && fill_candidate(&m, &k, 0, 0, h, ph, pre)) consider(&m, &k, &best);
+          }
         }
       }
     }
@@ -427,6 +445,7 @@ fy_status_t fy_pass_residency(fy_compile_t *c) {
       c->stages[s].layer_on_host = calloc((size_t)L + 1, sizeof(bool));
       if (!c->stages[s].layer_on_host) st = fy_status_make(FY_RESOURCE_EXHAUSTED, "residency: out of memory");
       for (int l = 0; !st && l < L; l++) c->stages[s].layer_on_host[l] = unit_on_host(&m, &best, s, l + 1);
+      c->stages[s].pre_on_host = best.pre_host;
     }
     if (!c->placement) st = fy_status_make(FY_RESOURCE_EXHAUSTED, "residency: out of memory");
   }

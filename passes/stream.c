@@ -36,7 +36,10 @@ static int by_file_position(const void *a, const void *b) {
 
 bool fy_compile_node_on_host(const fy_compile_t *c, int node) {
   const fy_node_t *n = &c->graph->nodes[node];
-  return n->layer >= 0 && c->stages && c->stages[n->stage].layer_on_host && c->stages[n->stage].layer_on_host[n->layer];
+  const fy_compile_stage_t *cs = c->stages ? &c->stages[n->stage] : NULL;
+  if (!cs) return false;
+  if (n->layer < 0) return cs->pre_on_host && node < cs->first_layer_node;
+  return cs->layer_on_host && cs->layer_on_host[n->layer];
 }
 
 /* Lays out one group's members (already appended) and appends its ranges. */

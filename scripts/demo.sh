@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the bundled default: synthesize the `small` model (~250 MB
-# of bf16 weights), compile a plan for the `demo` GPU profile (200 MiB of
+# of bf16 weights), compile a plan for the `demo` GPU profile (150 MiB of
 # VRAM: about half the layers' bytes must stream), inspect it, replay it on
 # the cpu backend with evicted memory poisoned and the bus emulated at the
 # profile's rate, check it bit for bit against the reference, and report.

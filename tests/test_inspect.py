@@ -151,8 +151,8 @@ def render(svg):
 def check_diff(a, b):
     code, out, _ = run("diff", a, b)
     check(code == 0, "diff is a report: exit 0")
-    check("* budget" in out and "184.0 MiB" in out, "diff: the budget changed")
-    check("layers: 4 of 5 rows differ" in out, "diff: four layers differ")
+    check("* budget" in out and "134.0 MiB" in out, "diff: the budget changed (demo: 150 MiB less 16 reserved)")
+    check(all(f"* model.layers.{i} " in out for i in range(4)), "diff: the four layers are marked changed")
     for l in range(4):
         check(f"* model.layers.{l}" in out and "resident -> streamed" in out, f"diff: layer {l} now streams")
     check("model.layers.0" not in run("diff", a, a)[1], "diff of a plan with itself lists no layer")

@@ -87,7 +87,7 @@ static void test_shipped_profiles(void) {
 
   printf("the demo target makes the small preset stream\n");
   fy_target_t demo = load_ok("demo");
-  CHECK(demo.vram_bytes == 200u << 20 && demo.reserve_bytes == 16u << 20);
+  CHECK(demo.vram_bytes == 150u << 20 && demo.reserve_bytes == 16u << 20);
   CHECK(strstr(demo.description, "small") != NULL);
 
   printf("a path loads too\n");

@@ -375,14 +375,14 @@ int main(void) {
   double t0 = now();
   if (model_open(&m, "small", FY_DTYPE_BF16)) {
     compiled_t x;
-    uint64_t budget = 200ull << 20; /* like targets/demo.json: about half of the layers stream */
+    uint64_t budget = 134ull << 20; /* like targets/demo.json (150 MiB less 16 reserved): about half the layers' bytes stream */
     if (ok(compile(m.g, FY_POLICY_FERRY, -1, budget, &x), "compile small")) {
-      CHECK(streams(x.s), "small under 200 MiB streams");
+      CHECK(streams(x.s), "small under 134 MiB streams");
       if (ok(replay(&m, x.s, &vulkan), "small streamed")) near_reference(&m, "small streamed");
       compiled_free(&x);
     }
   }
-  printf("small bf16 streamed under 200 MiB: %.1f s\n", now() - t0);
+  printf("small bf16 streamed under 134 MiB: %.1f s\n", now() - t0);
   model_close(&m);
   printf("worst error: %.3f of the tolerance\n", worst_ratio);
   return check_summary();
