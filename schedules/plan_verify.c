@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "schedules/plan.h"
 #include "schedules/plan_schema.h"
@@ -234,6 +235,7 @@ static const fy_fb_field_desc_t kernel_fields[FYP_KERNEL__COUNT] = {
     STRING(FYP_KERNEL_ARCHITECTURE, "architecture"),
     VECTOR(FYP_KERNEL_CODE, "code", FY_FB_U8),
     VECTOR(FYP_KERNEL_ENTRIES, "entries", FY_FB_STRING),
+    SCALAR(FYP_KERNEL_CODE_DIGEST, "code_digest", FY_FB_U64),
 };
 DESC(kernel_desc, kernel_fields);
 
@@ -588,6 +590,11 @@ static fy_status_t check_kernels(const fy_fb_vec_t *kernels) {
     for (int e = 0; e < n; e++)
       if (!fy_fb_vec_string(&entries, (size_t)e, NULL))
         FAIL(FY_INVALID_ARGUMENT, "%s.entries[%d]: missing", at, e);
+    fy_fb_vec_t code = fy_fb_get_vector(&k, FYP_KERNEL_CODE, 1);
+    uint64_t digest = code.buf ? XXH3_64bits(code.buf + code.pos, code.len) : XXH3_64bits(NULL, 0);
+    if (digest != fy_fb_get_u64(&k, FYP_KERNEL_CODE_DIGEST, 0))
+      FAIL(FY_INVALID_ARGUMENT, "%s.code: %zu bytes whose digest %016llx is not code_digest %016llx: corrupted", at,
+           code.len, (unsigned long long)digest, (unsigned long long)fy_fb_get_u64(&k, FYP_KERNEL_CODE_DIGEST, 0));
     const char *format = fy_fb_get_string(&k, FYP_KERNEL_FORMAT, NULL);
     const char *arch = fy_fb_get_string(&k, FYP_KERNEL_ARCHITECTURE, NULL);
     for (size_t j = 0; j < i; j++) {

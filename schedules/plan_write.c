@@ -447,6 +447,7 @@ static fy_fb_ref_t put_kernels(writer_t *w, const fy_plan_meta_t *meta) {
     fy_fb_add_ref(b, FYP_KERNEL_ARCHITECTURE, arch);
     fy_fb_add_ref(b, FYP_KERNEL_CODE, code);
     fy_fb_add_ref(b, FYP_KERNEL_ENTRIES, entries);
+    fy_fb_add_u64(b, FYP_KERNEL_CODE_DIGEST, XXH3_64bits(k->code, k->code_size), 0);
     refs[i] = fy_fb_table_end(b);
   }
   return put_refs(w, refs, (size_t)meta->n_kernels);

@@ -7,7 +7,9 @@
     --backend vulkan gives the same tokens as the cpu backend, which are the
     reference's bit for bit (--check-reference);
   - --device picks a device by its number; a device that is not there is
-    refused with a message naming it."""
+    refused with a message naming it;
+  - a plan's kernels are covered by a digest: one flipped bit in a SPIR-V
+    module is refused, naming the kernel table."""
 import os
 import re
 import subprocess
@@ -65,6 +67,16 @@ def main():
         check(code == 0, "synth small: " + err)
     code, _, err = run("compile", model, "--target", "demo", "--prompt-len", "16", "--generate", "8", "-o", plan)
     check(code == 0, "compile small for demo: " + err)
+    # The plan carries SPIR-V (demo targets spirv); one flipped bit in a kernel is refused by name.
+    data = bytearray(open(plan, "rb").read())
+    magic = data.find(bytes([0x03, 0x02, 0x23, 0x07]))
+    check(magic > 0, "the plan carries SPIR-V modules")
+    bad = os.path.join(TMP, "flipped-kernel.plan")
+    data[magic + 64] ^= 0x10
+    open(bad, "wb").write(bytes(data))
+    code, _, err = run("inspect", bad)
+    check(code == 1 and "plan.kernels[0].code" in err and "code_digest" in err,
+          "a flipped bit in a kernel is refused naming plan.kernels[0].code: " + err)
     args = ["run", plan, "--prompt", "1,2,3", "--generate", "8"]
     code, out, err = run(*args, "--poison", "--check-reference")
     cpu = tokens(out)
