@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
 
@@ -20,6 +21,35 @@ int fy_cli_usage_error(const char *cmd, const char *fmt, ...) {
   fprintf(stderr, "\nTry 'ferry %s --help'.\n", cmd);
   va_end(ap);
   return 2;
+}
+
+int fy_cli_parse_args(const char *cmd, int argc, char **argv, const fy_cli_arg_t *args, const char *positional_name,
+                      const char **out_positional, void (*usage)(FILE *out)) {
+  *out_positional = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    }
+    const fy_cli_arg_t *match = NULL;
+    for (const fy_cli_arg_t *arg = args; arg->name && !match; arg++)
+      if (!strcmp(a, arg->name)) match = arg;
+    if (match && match->flag) {
+      *match->flag = true;
+    } else if (match) {
+      if (i + 1 >= argc) return fy_cli_usage_error(cmd, "%s needs a value", a);
+      *match->value = argv[++i];
+    } else if (a[0] == '-') {
+      return fy_cli_usage_error(cmd, "unknown option '%s'", a);
+    } else if (*out_positional) {
+      return fy_cli_usage_error(cmd, "more than one %s ('%s', '%s')", positional_name, *out_positional, a);
+    } else {
+      *out_positional = a;
+    }
+  }
+  if (!*out_positional) return fy_cli_usage_error(cmd, "no %s given", positional_name);
+  return -1;
 }
 
 fy_status_t fy_cli_parse_int(const char *option, const char *text, int64_t min, int64_t max, int64_t *out_value) {

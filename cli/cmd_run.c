@@ -142,30 +142,11 @@ int fy_cmd_run(int argc, char **argv) {
   if (names_a_plan(argc, argv)) return fy_run_plan_main(argc, argv);
   run_options_t o = {0};
   const char *generate = NULL, *threads = NULL, *context = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      return 0;
-    }
-    const char **value = !strcmp(a, "--prompt")       ? &o.prompt
-                         : !strcmp(a, "--generate")   ? &generate
-                         : !strcmp(a, "--threads")    ? &threads
-                         : !strcmp(a, "--context")    ? &context
-                         : !strcmp(a, "--logits-out") ? &o.logits_out
-                                                      : NULL;
-    if (value) {
-      if (i + 1 >= argc) return fy_cli_usage_error("run", "%s needs a value", a);
-      *value = argv[++i];
-    } else if (a[0] == '-') {
-      return fy_cli_usage_error("run", "unknown option '%s'", a);
-    } else if (o.model) {
-      return fy_cli_usage_error("run", "more than one MODEL ('%s', '%s')", o.model, a);
-    } else {
-      o.model = a;
-    }
-  }
-  if (!o.model) return fy_cli_usage_error("run", "no MODEL given");
+  const fy_cli_arg_t args[] = {{"--prompt", NULL, &o.prompt},   {"--generate", NULL, &generate},
+                               {"--threads", NULL, &threads},   {"--context", NULL, &context},
+                               {"--logits-out", NULL, &o.logits_out}, {NULL, NULL, NULL}};
+  int done = fy_cli_parse_args("run", argc, argv, args, "MODEL", &o.model, usage);
+  if (done >= 0) return done;
   if (!o.prompt) return fy_cli_usage_error("run", "--prompt is required");
   if (!generate) return fy_cli_usage_error("run", "--generate is required");
   fy_status_t s = fy_cli_parse_int("--generate", generate, 1, 1 << 24, &o.generate);

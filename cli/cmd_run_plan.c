@@ -196,40 +196,16 @@ static fy_status_t run_plan(const run_plan_options_t *o, const int32_t *prompt, 
 int fy_run_plan_main(int argc, char **argv) {
   run_plan_options_t o = {0};
   const char *generate = NULL, *threads = NULL, *gbps = NULL, *device = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      return 0;
-    }
-    bool *flag = !strcmp(a, "--poison")              ? &o.rt.poison
-                 : !strcmp(a, "--force")             ? &o.rt.force
-                 : !strcmp(a, "--compare-predicted") ? &o.compare_predicted
-                 : !strcmp(a, "--check-reference")   ? &o.check_reference
-                                                     : NULL;
-    const char **value = !strcmp(a, "--prompt")        ? &o.prompt
-                         : !strcmp(a, "--generate")    ? &generate
-                         : !strcmp(a, "--backend")     ? &o.rt.backend
-                         : !strcmp(a, "--weights")     ? &o.rt.weights_dir
-                         : !strcmp(a, "--threads")     ? &threads
-                         : !strcmp(a, "--emulate-h2d") ? &gbps
-                         : !strcmp(a, "--trace")       ? &o.trace
-                         : !strcmp(a, "--device")      ? &device
-                                                       : NULL;
-    if (flag) {
-      *flag = true;
-    } else if (value) {
-      if (i + 1 >= argc) return fy_cli_usage_error("run", "%s needs a value", a);
-      *value = argv[++i];
-    } else if (a[0] == '-') {
-      return fy_cli_usage_error("run", "unknown option '%s'", a);
-    } else if (o.plan) {
-      return fy_cli_usage_error("run", "more than one PLAN ('%s', '%s')", o.plan, a);
-    } else {
-      o.plan = a;
-    }
-  }
-  if (!o.plan) return fy_cli_usage_error("run", "no PLAN given");
+  const fy_cli_arg_t args[] = {
+      {"--poison", &o.rt.poison, NULL},      {"--force", &o.rt.force, NULL},
+      {"--compare-predicted", &o.compare_predicted, NULL}, {"--check-reference", &o.check_reference, NULL},
+      {"--prompt", NULL, &o.prompt},         {"--generate", NULL, &generate},
+      {"--backend", NULL, &o.rt.backend},    {"--weights", NULL, &o.rt.weights_dir},
+      {"--threads", NULL, &threads},         {"--emulate-h2d", NULL, &gbps},
+      {"--trace", NULL, &o.trace},           {"--device", NULL, &device},
+      {NULL, NULL, NULL}};
+  int done = fy_cli_parse_args("run", argc, argv, args, "PLAN", &o.plan, usage);
+  if (done >= 0) return done;
   if (!o.prompt) return fy_cli_usage_error("run", "--prompt is required");
   if (!generate) return fy_cli_usage_error("run", "--generate is required");
   int64_t n_threads = 0;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ferry/status.h"
 
@@ -27,6 +28,19 @@ int fy_cli_fail(fy_status_t status);
 int fy_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses "1,2,3" into a malloc'ed array of token ids. */
 fy_status_t fy_cli_parse_tokens(const char *text, int32_t **out_tokens, int64_t *out_count);
+/* One option of a simple command line: a flag (sets *flag) or an option
+ * with a value (sets *value). Tables end with a NULL name. */
+typedef struct fy_cli_arg {
+  const char *name;
+  bool *flag;
+  const char **value;
+} fy_cli_arg_t;
+/* Parses argv[1..] against args plus -h/--help (calls usage(stdout)) and one
+ * positional argument (its name for errors: "MODEL", "PLAN"). Returns -1 to
+ * go on, else the exit code (usage errors name the option). */
+int fy_cli_parse_args(const char *cmd, int argc, char **argv, const fy_cli_arg_t *args, const char *positional_name,
+                      const char **out_positional, void (*usage)(FILE *out));
+
 /* Parses a non-negative integer option value, naming the option on error. */
 fy_status_t fy_cli_parse_int(const char *option, const char *text, int64_t min, int64_t max, int64_t *out_value);
 

@@ -28,6 +28,7 @@
 #include "schedules/schedule.h"
 #include "support/file.h"
 #include "tests/check.h"
+#include "tests/workload.h"
 
 
 /* The error's message contains every needle (and the status is freed). */
@@ -46,35 +47,7 @@ static uint64_t next(void) {
 
 static const char *tmp;
 
-/* ---- the workload: one prompt, a shorter one, decode tokens ---- */
-
-enum { PROMPT = 6, DECODE = 5, SHORT = 3, SHORT_DECODE = 2 };
-static const int32_t prompt[PROMPT] = {1, 200, 37, 5, 255, 17};
-static const int32_t follow[DECODE] = {0, 99, 128, 3, 42};
-
-/* Logits of sequence A (prefill SHORT, decode SHORT_DECODE, abandoned) then
- * sequence B (prefill PROMPT, decode DECODE): 1 + SHORT_DECODE + 1 + DECODE rows. */
-enum { ROWS = 1 + SHORT_DECODE + 1 + DECODE };
-
-typedef struct {
-  fy_status_t (*prefill)(void *h, const int32_t *t, int64_t n, float *out);
-  fy_status_t (*decode)(void *h, int32_t t, float *out);
-} runner_t;
-
-static fy_status_t ref_prefill(void *h, const int32_t *t, int64_t n, float *o) { return fy_reference_prefill(h, t, n, o); }
-static fy_status_t ref_decode(void *h, int32_t t, float *o) { return fy_reference_decode(h, t, o); }
-static fy_status_t rt_prefill(void *h, const int32_t *t, int64_t n, float *o) { return fy_rt_prefill(h, t, n, o); }
-static fy_status_t rt_decode(void *h, int32_t t, float *o) { return fy_rt_decode(h, t, o); }
-static const runner_t by_reference = {ref_prefill, ref_decode}, by_runtime = {rt_prefill, rt_decode};
-
-static fy_status_t run_workload(const runner_t *r, void *h, int64_t vocab, float *logits) {
-  float *row = logits;
-  FY_TRY(r->prefill(h, prompt, SHORT, row));
-  for (int j = 0; j < SHORT_DECODE; j++) FY_TRY(r->decode(h, follow[j], row += vocab));
-  FY_TRY(r->prefill(h, prompt, PROMPT, row += vocab));
-  for (int j = 0; j < DECODE; j++) FY_TRY(r->decode(h, follow[j], row += vocab));
-  return NULL;
-}
+/* The workload: tests/workload.h. */
 
 typedef struct {
   char dir[1024];
