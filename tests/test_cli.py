@@ -9,7 +9,8 @@
   - --device picks a device by its number; a device that is not there is
     refused with a message naming it;
   - a plan's kernels are covered by a digest: one flipped bit in a SPIR-V
-    module is refused, naming the kernel table."""
+    module is refused, naming the kernel table;
+  - a plan for an NVIDIA target carries a cubin per --arch plus PTX."""
 import os
 import re
 import subprocess
@@ -41,6 +42,29 @@ def run(*args, env=None):
 def tokens(out):
     m = re.search(r"^tokens: ([0-9,]+)$", out, re.M)
     return m.group(1) if m else None
+
+
+def check_cuda_kernels():
+    """A plan for an NVIDIA target carries a cubin per --arch and PTX; --no-kernels
+    none; an architecture NVRTC cannot build is refused and leaves no file."""
+    tiny = os.path.join(TMP, "tiny")
+    if not os.path.exists(os.path.join(tiny, "config.json")):
+        check(run("synth", "--preset", "tiny", "-o", tiny)[0] == 0, "synth tiny")
+    plan = os.path.join(TMP, "tiny-cuda.plan")
+    code, _, err = run("compile", tiny, "--target", "rtx3060-12g", "--arch", "sm_75,sm_90", "-o", plan)
+    if code != 0 and "NVRTC not available" in err:
+        print("SKIP: no NVRTC; the CUDA kernel checks did not run")
+        return
+    check(code == 0, "compile for rtx3060-12g with --arch: " + err)
+    kernels = run("inspect", plan, "--kernels")[1]
+    for table in ("cubin sm_75:", "cubin sm_90:", "ptx compute_75:"):
+        check(table in kernels, "the plan carries " + table)
+    code, _, _ = run("compile", tiny, "--target", "rtx3060-12g", "--no-kernels", "-o", plan)
+    check(code == 0 and "no kernels in this plan" in run("inspect", plan, "--kernels")[1], "--no-kernels")
+    bad = os.path.join(TMP, "sm70.plan")
+    code, _, err = run("compile", tiny, "--target", "rtx3060-12g", "--arch", "sm_70", "-o", bad)
+    check(code == 1 and "sm_70" in err and "sm_75" in err and not os.path.exists(bad),
+          "sm_70 is refused naming the supported architectures, and no file is left: " + err)
 
 
 def main():
@@ -77,6 +101,7 @@ def main():
     code, _, err = run("inspect", bad)
     check(code == 1 and "plan.kernels[0].code" in err and "code_digest" in err,
           "a flipped bit in a kernel is refused naming plan.kernels[0].code: " + err)
+    check_cuda_kernels()
     args = ["run", plan, "--prompt", "1,2,3", "--generate", "8"]
     code, out, err = run(*args, "--poison", "--check-reference")
     cpu = tokens(out)
