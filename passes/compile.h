@@ -118,6 +118,9 @@ typedef struct fy_compile {
   int n_members, cap_members;
 } fy_compile_t;
 
+/* Seconds for a stage's activations to cross the bus between a host-run and
+ * a GPU-run node (both ways cost the same). */
+double fy_compile_crossing_seconds(const fy_compile_t *c, int stage);
 /* Seconds node i takes where the compile placed it: on the GPU, or on the
  * host plus the activations crossing the bus where a host run begins or ends. */
 double fy_compile_node_seconds(const fy_compile_t *c, int node);

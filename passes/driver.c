@@ -91,13 +91,21 @@ void fy_compile_destroy(fy_compile_t *c) {
   free(c);
 }
 
+double fy_compile_crossing_seconds(const fy_compile_t *c, int stage) {
+  const fy_graph_t *g = c->graph;
+  /* The stage's activation rows over the bus, plus a transfer's fixed cost
+   * (taken as one launch overhead: a few microseconds on PCIe). */
+  return (double)g->stages[stage].max_tokens * (double)g->config.hidden * 4.0 / (c->target.h2d_pinned_gbps * 1e9) +
+         c->target.launch_overhead_us * 1e-6;
+}
+
 double fy_compile_node_seconds(const fy_compile_t *c, int node) {
   if (!fy_compile_node_on_host(c, node)) return c->node_seconds[node];
   /* Where a run of host layers begins or ends, the activations cross the bus. */
   const fy_graph_t *g = c->graph;
   const fy_node_t *n = &g->nodes[node];
   const fy_stage_t *st = &g->stages[n->stage];
-  double crossing = (double)st->max_tokens * (double)g->config.hidden * 4.0 / (c->target.h2d_pinned_gbps * 1e9);
+  double crossing = fy_compile_crossing_seconds(c, n->stage);
   double seconds = c->node_host_seconds[node];
   /* Token ids start on the host and logits end there: only a GPU neighbour costs a crossing. */
   if (node > st->first_node && !fy_compile_node_on_host(c, node - 1)) seconds += crossing;

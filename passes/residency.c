@@ -141,7 +141,7 @@ static fy_status_t build_model(fy_compile_t *c, model_t *m) {
 
   for (int s = 0; s < g->n_stages; s++) {
     const fy_stage_t *st = &g->stages[s];
-    m->crossing[s] = (double)st->max_tokens * (double)g->config.hidden * 4.0 / (c->target.h2d_pinned_gbps * 1e9);
+    m->crossing[s] = fy_compile_crossing_seconds(c, s);
     bool seen_layer = false;
     for (int i = st->first_node; i < st->first_node + st->n_nodes; i++) {
       const fy_node_t *n = &g->nodes[i];
