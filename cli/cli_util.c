@@ -52,6 +52,13 @@ int fy_cli_parse_args(const char *cmd, int argc, char **argv, const fy_cli_arg_t
   return -1;
 }
 
+int32_t fy_cli_argmax(const float *logits, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; i++)
+    if (logits[i] > logits[best]) best = i;
+  return (int32_t)best;
+}
+
 fy_status_t fy_cli_parse_int(const char *option, const char *text, int64_t min, int64_t max, int64_t *out_value) {
   char *end;
   errno = 0;

@@ -35,13 +35,6 @@ static void usage(FILE *out) {
           "  --logits-out FILE    write every step's logits: N x vocab little-endian f32\n");
 }
 
-/* Index of the largest logit; ties go to the lowest id. */
-static int32_t argmax(const float *logits, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; i++)
-    if (logits[i] > logits[best]) best = i;
-  return (int32_t)best;
-}
 
 typedef struct {
   const float *logits;
@@ -81,11 +74,11 @@ static void print_report(const int32_t *generated, int64_t n, const fy_reference
 static fy_status_t generate(fy_reference_t *ref, const int32_t *prompt, int64_t n_prompt, int64_t n_generate,
                             int64_t vocab, float *logits, int32_t *out_generated) {
   FY_TRY(fy_reference_prefill(ref, prompt, n_prompt, logits));
-  out_generated[0] = argmax(logits, vocab);
+  out_generated[0] = fy_cli_argmax(logits, vocab);
   for (int64_t i = 1; i < n_generate; i++) {
     float *step = logits + (size_t)i * (size_t)vocab;
     FY_TRY(fy_status_annotate(fy_reference_decode(ref, out_generated[i - 1], step), "decode step %lld", (long long)i));
-    out_generated[i] = argmax(step, vocab);
+    out_generated[i] = fy_cli_argmax(step, vocab);
   }
   return NULL;
 }

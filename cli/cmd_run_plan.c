@@ -43,13 +43,6 @@ static void usage(FILE *out) {
           "                        be identical bit for bit (exit 1 otherwise)\n");
 }
 
-/* Index of the largest logit; ties go to the lowest id (as cli/cmd_run.c). */
-static int32_t argmax(const float *logits, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; i++)
-    if (logits[i] > logits[best]) best = i;
-  return (int32_t)best;
-}
 
 typedef fy_status_t (*prefill_fn)(void *h, const int32_t *tokens, int64_t n, float *out);
 typedef fy_status_t (*decode_fn)(void *h, int32_t token, float *out);
@@ -58,11 +51,11 @@ typedef fy_status_t (*decode_fn)(void *h, int32_t token, float *out);
 static fy_status_t generate(void *h, prefill_fn prefill, decode_fn decode, const int32_t *prompt, int64_t n_prompt,
                             int64_t n_generate, int64_t vocab, float *logits, int32_t *out_tokens) {
   FY_TRY(prefill(h, prompt, n_prompt, logits));
-  out_tokens[0] = argmax(logits, vocab);
+  out_tokens[0] = fy_cli_argmax(logits, vocab);
   for (int64_t i = 1; i < n_generate; i++) {
     float *step = logits + (size_t)i * (size_t)vocab;
     FY_TRY(fy_status_annotate(decode(h, out_tokens[i - 1], step), "decode step %lld", (long long)i));
-    out_tokens[i] = argmax(step, vocab);
+    out_tokens[i] = fy_cli_argmax(step, vocab);
   }
   return NULL;
 }

@@ -41,6 +41,9 @@ typedef struct fy_cli_arg {
 int fy_cli_parse_args(const char *cmd, int argc, char **argv, const fy_cli_arg_t *args, const char *positional_name,
                       const char **out_positional, void (*usage)(FILE *out));
 
+/* Greedy decoding: the index of the largest logit, ties to the lowest id. */
+int32_t fy_cli_argmax(const float *logits, int64_t n);
+
 /* Parses a non-negative integer option value, naming the option on error. */
 fy_status_t fy_cli_parse_int(const char *option, const char *text, int64_t min, int64_t max, int64_t *out_value);
 

@@ -42,6 +42,7 @@
 #include "schedules/schedule.h"
 #include "support/file.h"
 #include "tests/check.h"
+#include "tests/compiled.h"
 
 /* Expects a failure of code `code` whose message contains `needle`. */
 static void expect_error(fy_status_t s, fy_code_t code, const char *needle, const char *what) {
@@ -509,16 +510,11 @@ static fy_status_t write_plan(const fy_graph_t *g, const fy_schedule_t *s, const
 
 static fy_status_t compile_schedule(const fy_graph_t *g, fy_policy_t policy, uint64_t budget, fy_compile_t **out_c,
                                     fy_schedule_t **out_s) {
-  fy_target_t t = {.name = "test", .description = "test target", .sources = "chosen for tests",
-                   .code_target = "sm_86", .vram_bytes = 1ull << 34, .host_ram_bytes = 1ull << 34,
-                   .h2d_pinned_gbps = 8, .h2d_pageable_gbps = 4, .d2h_gbps = 8, .disk_read_gbps = 2,
-                   .fp16_tflops = 1, .bf16_tflops = 0.5, .fp32_tflops = 0.3, .mem_bw_gbps = 50,
-                   .launch_overhead_us = 5, .cpu_gflops = 0.5, .host_mem_bw_gbps = 0.5};
-  fy_compile_options_t o = {.policy = policy, .prefetch = -1, .budget = budget};
-  FY_TRY(fy_compile_run(g, &t, &o, out_c));
-  fy_status_t s = fy_schedule_build(*out_c, out_s);
-  if (s) fy_compile_destroy(*out_c);
-  return s;
+  compiled_t x;
+  FY_TRY(compile_for(g, "sm_86", policy, -1, budget, &x));
+  *out_c = x.c;
+  *out_s = x.s;
+  return NULL;
 }
 
 /* The cuda backend replays plans through the mock driver: with the CPU reference behind every kernel,
