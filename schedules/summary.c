@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 static double mib(uint64_t b) { return (double)b / 1048576.0; }
 
@@ -29,7 +30,7 @@ const char *fy_schedule_layer_where(const fy_schedule_t *s, int stage, int layer
     seconds += cmd->seconds;
     if (cmd->on_host) where = "host";
   }
-  *out_seconds = seconds;
+  if (out_seconds) *out_seconds = seconds;
   return where;
 }
 
@@ -52,6 +53,40 @@ static void print_recorded(const fy_schedule_t *s, FILE *out) {
   fprintf(out, "  request (prefill + decode): %.3f ms, load once: %.3f ms\n", request * 1e3, load * 1e3);
 }
 
+/* Per stage, where the layers run, and why host placement was chosen. */
+static void print_decisions(const fy_schedule_t *s, FILE *out) {
+  const fy_graph_t *g = s->graph;
+  bool any_host = false;
+  for (int i = 1; i < s->n_stages; i++) {
+    int resident = 0, streamed = 0, host = 0, first_host = -1, last_host = -1;
+    for (int l = 0; l < g->n_layers; l++) {
+      const char *where = fy_schedule_layer_where(s, i, l, NULL);
+      if (!strcmp(where, "host")) {
+        host++;
+        if (first_host < 0) first_host = l;
+        last_host = l;
+      } else {
+        *(!strcmp(where, "streamed") ? &streamed : &resident) += 1;
+      }
+    }
+    bool embed_on_host = false;
+    const fy_stage_schedule_t *st = &s->stages[i];
+    for (int k = 0; k < st->n_cmds[FY_QUEUE_COMPUTE]; k++) {
+      const fy_cmd_t *c = &st->cmds[FY_QUEUE_COMPUTE][k];
+      if (c->kind == FY_CMD_LAUNCH && g->nodes[c->node].op == FY_OP_EMBED) embed_on_host = c->on_host;
+    }
+    fprintf(out, "%-9s %s: %d layers resident, %d streamed, %d on the host", i == 1 ? "placement" : "", st->name,
+            resident, streamed, host);
+    if (host) fprintf(out, " (layers %d-%d)", first_host, last_host);
+    if (embed_on_host) fprintf(out, "; embedding lookup on the host (its table needs no VRAM)");
+    fputc('\n', out);
+    any_host |= host > 0;
+  }
+  if (any_host)
+    fprintf(out, "          host-run layers read their weights from host memory at %.0f GB/s while the bus brings "
+            "others at %.0f GB/s\n", s->target.host_mem_bw_gbps, s->target.h2d_pinned_gbps);
+}
+
 void fy_schedule_print_summary(const fy_schedule_t *s, const fy_sim_result_t *sim, FILE *out) {
   const fy_graph_t *g = s->graph;
   const fy_target_t *t = &s->target;
@@ -61,6 +96,7 @@ void fy_schedule_print_summary(const fy_schedule_t *s, const fy_sim_result_t *si
           t->vram_bytes / 1073741824.0, t->reserve_bytes / 1073741824.0, t->h2d_pinned_gbps, t->code_target);
   fprintf(out, "policy    %s, prefetch %d, %d slot%s of %.1f MiB\n", fy_policy_name(s->policy), s->prefetch,
           s->n_slots, s->n_slots == 1 ? "" : "s", mib(s->slot_bytes));
+  print_decisions(s, out);
   fprintf(out, "\nmemory map (device bytes %" PRIu64 " = %.1f MiB of a %.1f MiB budget)\n", s->device_bytes,
           mib(s->device_bytes), mib(s->budget));
   for (int r = 0; r < FY_REGION_COUNT; r++) {

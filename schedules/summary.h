@@ -21,8 +21,8 @@ void fy_schedule_print_summary(const fy_schedule_t *s, const fy_sim_result_t *si
 void fy_schedule_layer_bytes(const fy_schedule_t *s, int layer, uint64_t *out_resident, uint64_t *out_streamed);
 
 /* Where layer runs in schedule stage `stage`: "resident" (all its weights
- * resident), "streamed", or "host" (its kernels run on the CPU); and the sum
- * of its kernels' predicted seconds there. */
+ * resident), "streamed", or "host" (its kernels run on the CPU); and (when
+ * out_seconds is not NULL) the sum of its kernels' predicted seconds there. */
 const char *fy_schedule_layer_where(const fy_schedule_t *s, int stage, int layer, double *out_seconds);
 
 /* What a plan carries beside its schedule: format and compiler version, the
