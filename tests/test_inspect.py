@@ -55,7 +55,7 @@ def path(name):
 def check_summary(plan):
     out = must("inspect", plan)
     for line in ("plan      format 1, compiled by ferry", "options   policy ferry", "target    demo:",
-                 "memory map (device bytes", "model.layers.3", "request (prefill + decode):",
+                 "memory map (device bytes", "placement prefill: ", "model.layers.3", "request (prefill + decode):",
                  "(the times recorded in the plan agree)", "kernels   spirv vulkan1.1 ("):
         check(line in out, f"inspect summary has '{line}'")
     kernels = must("inspect", plan, "--kernels")
