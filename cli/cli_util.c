@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "codegen/reference.h"
 
 int fy_cli_fail(fy_status_t status) {
   fprintf(stderr, "ferry: error: %s\n", fy_status_message(status));
@@ -57,6 +58,22 @@ int32_t fy_cli_argmax(const float *logits, int64_t n) {
   for (int64_t i = 1; i < n; i++)
     if (logits[i] > logits[best]) best = i;
   return (int32_t)best;
+}
+
+static fy_status_t ref_prefill(void *h, const int32_t *t, int64_t n, float *o) { return fy_reference_prefill(h, t, n, o); }
+static fy_status_t ref_decode(void *h, int32_t t, float *o) { return fy_reference_decode(h, t, o); }
+const fy_cli_generator_t fy_cli_by_reference = {ref_prefill, ref_decode};
+
+fy_status_t fy_cli_generate(const fy_cli_generator_t *g, void *h, const int32_t *prompt, int64_t n_prompt,
+                            int64_t n_generate, int64_t vocab, float *logits, int32_t *out_tokens) {
+  FY_TRY(g->prefill(h, prompt, n_prompt, logits));
+  out_tokens[0] = fy_cli_argmax(logits, vocab);
+  for (int64_t i = 1; i < n_generate; i++) {
+    float *step = logits + (size_t)i * (size_t)vocab;
+    FY_TRY(fy_status_annotate(g->decode(h, out_tokens[i - 1], step), "decode step %lld", (long long)i));
+    out_tokens[i] = fy_cli_argmax(step, vocab);
+  }
+  return NULL;
 }
 
 fy_status_t fy_cli_parse_int(const char *option, const char *text, int64_t min, int64_t max, int64_t *out_value) {

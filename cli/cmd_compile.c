@@ -10,7 +10,6 @@
 #include "schedules/simulate.h"
 #include "schedules/summary.h"
 
-fy_status_t fy_cli_write_plan(const char *path, const fy_compile_args_t *a, const fy_schedule_t *s);
 
 static int usage(FILE *out) {
   fprintf(out,

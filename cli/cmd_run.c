@@ -70,19 +70,6 @@ static void print_report(const int32_t *generated, int64_t n, const fy_reference
   }
 }
 
-/* Prefill, then decode greedily; logits holds generate x vocab floats. */
-static fy_status_t generate(fy_reference_t *ref, const int32_t *prompt, int64_t n_prompt, int64_t n_generate,
-                            int64_t vocab, float *logits, int32_t *out_generated) {
-  FY_TRY(fy_reference_prefill(ref, prompt, n_prompt, logits));
-  out_generated[0] = fy_cli_argmax(logits, vocab);
-  for (int64_t i = 1; i < n_generate; i++) {
-    float *step = logits + (size_t)i * (size_t)vocab;
-    FY_TRY(fy_status_annotate(fy_reference_decode(ref, out_generated[i - 1], step), "decode step %lld", (long long)i));
-    out_generated[i] = fy_cli_argmax(step, vocab);
-  }
-  return NULL;
-}
-
 static fy_status_t run_model_folder(const run_options_t *o, const int32_t *prompt, int64_t n_prompt) {
   fy_load_options_t lo = {.prefill_tokens = n_prompt, .generate = o->generate,
                           .context = o->context ? o->context : n_prompt + o->generate};
@@ -98,7 +85,7 @@ static fy_status_t run_model_folder(const run_options_t *o, const int32_t *promp
     generated = malloc(sizeof *generated * (size_t)o->generate);
     if (!logits || !generated) s = fy_status_make(FY_RESOURCE_EXHAUSTED, "run: out of memory for the logits");
   }
-  if (!s) s = generate(ref, prompt, n_prompt, o->generate, vocab, logits, generated);
+  if (!s) s = fy_cli_generate(&fy_cli_by_reference, ref, prompt, n_prompt, o->generate, vocab, logits, generated);
   if (!s && o->logits_out) {
     logits_file_t f = {logits, (size_t)o->generate * (size_t)vocab};
     s = fy_status_annotate(fy_file_write_atomic(o->logits_out, write_logits, &f), "--logits-out");

@@ -44,26 +44,9 @@ static void usage(FILE *out) {
 }
 
 
-typedef fy_status_t (*prefill_fn)(void *h, const int32_t *tokens, int64_t n, float *out);
-typedef fy_status_t (*decode_fn)(void *h, int32_t token, float *out);
-
-/* Prefill, then decode greedily; logits holds generate x vocab floats. */
-static fy_status_t generate(void *h, prefill_fn prefill, decode_fn decode, const int32_t *prompt, int64_t n_prompt,
-                            int64_t n_generate, int64_t vocab, float *logits, int32_t *out_tokens) {
-  FY_TRY(prefill(h, prompt, n_prompt, logits));
-  out_tokens[0] = fy_cli_argmax(logits, vocab);
-  for (int64_t i = 1; i < n_generate; i++) {
-    float *step = logits + (size_t)i * (size_t)vocab;
-    FY_TRY(fy_status_annotate(decode(h, out_tokens[i - 1], step), "decode step %lld", (long long)i));
-    out_tokens[i] = fy_cli_argmax(step, vocab);
-  }
-  return NULL;
-}
-
 static fy_status_t rt_prefill(void *h, const int32_t *t, int64_t n, float *o) { return fy_rt_prefill(h, t, n, o); }
 static fy_status_t rt_decode(void *h, int32_t t, float *o) { return fy_rt_decode(h, t, o); }
-static fy_status_t ref_prefill(void *h, const int32_t *t, int64_t n, float *o) { return fy_reference_prefill(h, t, n, o); }
-static fy_status_t ref_decode(void *h, int32_t t, float *o) { return fy_reference_decode(h, t, o); }
+static const fy_cli_generator_t by_runtime = {rt_prefill, rt_decode};
 
 static void print_tokens_and_rates(fy_rt_t *rt, const int32_t *tokens, int64_t n) {
   printf("tokens: ");
@@ -130,7 +113,7 @@ static fy_status_t check_reference(fy_rt_t *rt, const run_plan_options_t *o, con
   fy_reference_t *ref = NULL;
   fy_status_t s = ref_logits && ref_tokens ? NULL : fy_status_make(FY_RESOURCE_EXHAUSTED, "out of memory");
   if (!s) s = fy_reference_create(fy_rt_graph(rt), o->rt.n_threads, &ref);
-  if (!s) s = generate(ref, ref_prefill, ref_decode, prompt, n_prompt, o->generate, vocab, ref_logits, ref_tokens);
+  if (!s) s = fy_cli_generate(&fy_cli_by_reference, ref, prompt, n_prompt, o->generate, vocab, ref_logits, ref_tokens);
   if (!s) {
     *out_same = true;
     for (int64_t i = 0; i < o->generate && *out_same; i++) {
@@ -169,7 +152,7 @@ static fy_status_t run_plan(const run_plan_options_t *o, const int32_t *prompt, 
   float *logits = malloc(sizeof *logits * (size_t)o->generate * (size_t)vocab);
   int32_t *tokens = malloc(sizeof *tokens * (size_t)o->generate);
   if (!s && (!logits || !tokens)) s = fy_status_make(FY_RESOURCE_EXHAUSTED, "run: out of memory for the logits");
-  if (!s) s = generate(rt, rt_prefill, rt_decode, prompt, n_prompt, o->generate, vocab, logits, tokens);
+  if (!s) s = fy_cli_generate(&by_runtime, rt, prompt, n_prompt, o->generate, vocab, logits, tokens);
   if (!s) {
     print_tokens_and_rates(rt, tokens, o->generate);
     print_stages(rt);

@@ -44,6 +44,18 @@ int fy_cli_parse_args(const char *cmd, int argc, char **argv, const fy_cli_arg_t
 /* Greedy decoding: the index of the largest logit, ties to the lowest id. */
 int32_t fy_cli_argmax(const float *logits, int64_t n);
 
+/* Prefill and decode of an executor (the reference interpreter, a runtime). */
+typedef struct fy_cli_generator {
+  fy_status_t (*prefill)(void *h, const int32_t *tokens, int64_t n, float *out_logits);
+  fy_status_t (*decode)(void *h, int32_t token, float *out_logits);
+} fy_cli_generator_t;
+extern const fy_cli_generator_t fy_cli_by_reference; /* h is a fy_reference_t */
+
+/* Prefill, then decode greedily: n_generate tokens; logits receives
+ * n_generate x vocab floats (one row per step). */
+fy_status_t fy_cli_generate(const fy_cli_generator_t *g, void *h, const int32_t *prompt, int64_t n_prompt,
+                            int64_t n_generate, int64_t vocab, float *logits, int32_t *out_tokens);
+
 /* Parses a non-negative integer option value, naming the option on error. */
 fy_status_t fy_cli_parse_int(const char *option, const char *text, int64_t min, int64_t max, int64_t *out_value);
 

@@ -37,6 +37,10 @@ int fy_compile_args_parse(fy_compile_args_t *a, int argc, char **argv, const cha
 /* Loads the model (shape-only is fine) and the target with overrides. */
 fy_status_t fy_compile_args_load(const fy_compile_args_t *a, fy_graph_t **out_graph, fy_target_t *out_target);
 
+/* Writes the schedule as a plan file (cli/plan_output.c): fingerprints of the
+ * weights and config.json, the options, and the kernels for its target. */
+fy_status_t fy_cli_write_plan(const char *path, const fy_compile_args_t *a, const fy_schedule_t *s);
+
 /* Compiles, builds the schedule, checks it and simulates it: what compile
  * and simulate share. On success the caller owns all three outputs. */
 fy_status_t fy_cli_compile(const fy_compile_args_t *a, const fy_graph_t *g, const fy_target_t *t,
