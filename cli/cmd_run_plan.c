@@ -43,7 +43,6 @@ static void usage(FILE *out) {
           "                        be identical bit for bit (exit 1 otherwise)\n");
 }
 
-
 static fy_status_t rt_prefill(void *h, const int32_t *t, int64_t n, float *o) { return fy_rt_prefill(h, t, n, o); }
 static fy_status_t rt_decode(void *h, int32_t t, float *o) { return fy_rt_decode(h, t, o); }
 static const fy_cli_generator_t by_runtime = {rt_prefill, rt_decode};

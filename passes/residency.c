@@ -85,12 +85,19 @@ static uint64_t group_bytes(const model_t *m, const candidate_t *k, int u) {
   return b;
 }
 
+/* Bytes the candidate's resident weights take in the resident region. */
+static uint64_t resident_bytes(const model_t *m, const candidate_t *k) {
+  const fy_graph_t *g = m->c->graph;
+  uint64_t b = 0;
+  for (int v = 0; v < g->n_values; v++)
+    if (g->values[v].kind == FY_VALUE_WEIGHT && k->resident[v]) b += padded(g->values[v].nbytes);
+  return b;
+}
+
 /* Fills in slot_bytes, resident_bytes and seconds; returns false when the candidate does not fit. */
 static bool evaluate(model_t *m, candidate_t *k) {
   const fy_graph_t *g = m->c->graph;
-  k->resident_bytes = 0;
-  for (int v = 0; v < g->n_values; v++)
-    if (g->values[v].kind == FY_VALUE_WEIGHT && k->resident[v]) k->resident_bytes += padded(g->values[v].nbytes);
+  k->resident_bytes = resident_bytes(m, k);
   k->slot_bytes = 0;
   for (int s = 0; s < g->n_stages; s++)
     for (int u = 0; u < m->n_units; u++)
@@ -240,16 +247,6 @@ static void set_layer(const model_t *m, candidate_t *k, int layer, bool resident
     if (g->values[v].kind == FY_VALUE_WEIGHT && g->values[v].layer == layer) k->resident[v] = resident;
 }
 
-static uint64_t bytes_where(const model_t *m, const candidate_t *k, bool resident, int layer_filter) {
-  const fy_graph_t *g = m->c->graph;
-  uint64_t b = 0;
-  for (int v = 0; v < g->n_values; v++)
-    if (g->values[v].kind == FY_VALUE_WEIGHT && k->resident[v] == resident &&
-        (layer_filter == -2 || g->values[v].layer == layer_filter))
-      b += padded(g->values[v].nbytes);
-  return b;
-}
-
 /* Whole layers streamed after a resident prefix of `prefix` layers; global
  * weights resident when that fits, else streamed too. Returns whether the
  * candidate fits (it is then evaluated). */
@@ -302,7 +299,7 @@ static bool fill_candidate(model_t *m, candidate_t *k, int n_slots, uint64_t slo
   }
   uint64_t room = (uint64_t)n_slots * slot_bytes;
   if (room > m->avail) return false;
-  uint64_t resident = bytes_where(m, k, true, -2), limit = m->avail - room;
+  uint64_t resident = resident_bytes(m, k), limit = m->avail - room;
   /* owners in fill order: layers last to first, then the head, then the embedding */
   for (int i = 0; i < m->n_units && resident > limit; i++) {
     int u = i < L ? L - i : i == L ? L + 1 : 0;
