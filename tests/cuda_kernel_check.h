@@ -42,6 +42,23 @@ typedef struct kc_options {
   void *keep;      /* when set: receives the runner's output (all of its rows) */
 } kc_options_t;
 
+/* Kernels are shared by every node of one name: true for the first node of
+ * each name (recorded in seen, which holds up to 256 names). */
+typedef struct {
+  char names[256][FY_KERNEL_NAME_MAX];
+  int n;
+} kc_seen_t;
+
+static bool kc_first_of_kernel(const fy_graph_t *g, int node, kc_seen_t *seen) {
+  char name[FY_KERNEL_NAME_MAX];
+  fy_kernel_name(g, node, name, sizeof name);
+  for (int j = 0; j < seen->n; j++)
+    if (!strcmp(seen->names[j], name)) return false;
+  if (seen->n == 256) return false;
+  memcpy(seen->names[seen->n++], name, sizeof name);
+  return true;
+}
+
 static uint64_t kc_rand(uint64_t *s) {
   *s = *s * 6364136223846793005ull + 1442695040888963407ull;
   return *s >> 11;

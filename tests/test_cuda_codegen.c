@@ -315,18 +315,14 @@ static void check_all_kernels(const fy_graph_t *g, const char *tag, bool attenti
   kc_runner_t runner = {&e, emu_run};
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  char seen[256][FY_KERNEL_NAME_MAX];
-  int n_seen = 0, checked = 0;
+  kc_seen_t seen = {.n = 0};
+  int checked = 0;
   double worst = 0.0;
-  for (int i = 0; i < g->n_nodes && n_seen < 256; i++) {
+  for (int i = 0; i < g->n_nodes; i++) {
     const fy_node_t *nd = &g->nodes[i];
     if (attention_only && nd->op != FY_OP_ATTENTION) continue;
-    char name[FY_KERNEL_NAME_MAX];
-    fy_kernel_name(g, i, name, sizeof name);
-    bool dup = false;
-    for (int j = 0; j < n_seen && !dup; j++) dup = !strcmp(seen[j], name);
-    if (dup) continue;
-    memcpy(seen[n_seen++], name, sizeof name);
+    if (!kc_first_of_kernel(g, i, &seen)) continue;
+    const char *name = seen.names[seen.n - 1];
     const fy_value_t *out = &g->values[nd->output];
     int64_t max_rows = nd->op == FY_OP_LAST_ROW ? g->values[nd->inputs[0]].shape[0] : out->shape[0];
     int64_t capacity = g->context;
@@ -365,7 +361,7 @@ static void check_all_kernels(const fy_graph_t *g, const char *tag, bool attenti
     free(shifted);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  printf("%s: %d kernels, %d launches emulated in %.1f s, worst error %.3g of the tolerance\n", tag, n_seen, checked,
+  printf("%s: %d kernels, %d launches emulated in %.1f s, worst error %.3g of the tolerance\n", tag, seen.n, checked,
          (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), worst);
   emu_close(&e);
 }

@@ -111,17 +111,12 @@ static fy_status_t gpu_run(void *ctx, const fy_graph_t *g, int node, void **args
 static void check_kernels(gpu_t *gpu, const fy_graph_t *g, const char *tag) {
   if (!ok(gpu_module(gpu, g), tag)) return;
   kc_runner_t runner = {gpu, gpu_run};
-  char seen[256][FY_KERNEL_NAME_MAX];
-  int n_seen = 0;
+  kc_seen_t seen = {.n = 0};
   double worst = 0;
-  for (int i = 0; i < g->n_nodes && n_seen < 256; i++) {
+  for (int i = 0; i < g->n_nodes; i++) {
     const fy_node_t *nd = &g->nodes[i];
-    char name[FY_KERNEL_NAME_MAX];
-    fy_kernel_name(g, i, name, sizeof name);
-    bool dup = false;
-    for (int j = 0; j < n_seen && !dup; j++) dup = !strcmp(seen[j], name);
-    if (dup) continue;
-    memcpy(seen[n_seen++], name, sizeof name);
+    if (!kc_first_of_kernel(g, i, &seen)) continue;
+    const char *name = seen.names[seen.n - 1];
     const fy_value_t *out = &g->values[nd->output];
     int64_t max_rows = nd->op == FY_OP_LAST_ROW ? g->values[nd->inputs[0]].shape[0] : out->shape[0];
     int64_t cap = g->context;
@@ -153,7 +148,7 @@ static void check_kernels(gpu_t *gpu, const fy_graph_t *g, const char *tag) {
     free(a);
     free(b);
   }
-  printf("%s: %d kernels on the GPU, worst error %.3g of the tolerance\n", tag, n_seen, worst);
+  printf("%s: %d kernels on the GPU, worst error %.3g of the tolerance\n", tag, seen.n, worst);
 }
 
 static fy_graph_t *load_tiny(const char *tag, fy_dtype_t dtype, const char *arch, bool weights, int64_t prefill,
