@@ -107,7 +107,7 @@ static fy_status_t parse_unsupported_features(const cJSON *root, const char *wha
     return fy_status_make(FY_INCOMPATIBLE, "%s: field hidden_act: only silu is supported", what);
   static const char *const biases[] = {"attention_bias", "mlp_bias"};
   for (int i = 0; i < 2; i++) {
-    bool on;
+    bool on = false;
     FY_TRY(get_bool(root, what, biases[i], &on));
     if (on) return fy_status_make(FY_INCOMPATIBLE, "%s: field %s: biases there are not supported", what, biases[i]);
   }

@@ -185,7 +185,7 @@ static fy_status_t sorted(const fy_tensor_index_t *index, int first, int (*cmp)(
 /* Meaning checks over the whole file: no overlapping data, no name twice
  * (in this file or in one read before). */
 static fy_status_t check_tensors(const char *path, const fy_graph_t *g, const fy_tensor_index_t *index, int first) {
-  fy_tensor_info_t **p;
+  fy_tensor_info_t **p = NULL;
   FY_TRY(sorted(index, first, compare_by_offset, &p));
   fy_status_t s = NULL;
   const fy_tensor_info_t *last = NULL;

@@ -82,7 +82,7 @@ static fy_status_t build_load(const fy_compile_t *c, fy_schedule_t *s, fy_stage_
   free(order);
   FY_TRY(err);
   s->regions[FY_REGION_RESIDENT].bytes = align_up(at);
-  int loaded;
+  int loaded = -1;
   FY_TRY(add_event(s, st, "loaded", &loaded));
   fy_cmd_t signal = cmd_of(FY_CMD_SIGNAL, -1), wait = cmd_of(FY_CMD_WAIT, -1);
   signal.event = wait.event = loaded;
