@@ -1,14 +1,27 @@
 /* fy_schedule_check: proves a schedule safe from its commands alone.
  *
  * Reads the regions, n_slots / slot_bytes, budget, the stages' command lists
- * and events, and the graph's values, nodes and files. It never reads the
- * compile decisions (placement, device_offset), so that a builder bug cannot
- * hide behind the same assumption here.
+ * and events, the graph's config, values, nodes and files, and the device
+ * places of each graph stage's input and output (device_offset: where the
+ * runtime writes the tokens and reads the logits). It reads no other compile
+ * decision (placement, the other device offsets), so that a builder bug
+ * cannot hide behind the same assumption here.
  *
- * First structure: every field in range, every command on the queue it
+ * First the graph's contract: every node's attributes are the ones the
+ * model config gives its op (eps, heads, kv heads, head_dim, RoPE), and each
+ * graph stage has at most one input and one output (what the runtime feeds
+ * and reads back).
+ *
+ * Then structure: every field in range, every command on the queue it
  * belongs to, every event signalled by exactly one command and waited for
- * only on the other queue, every launch argument inside a region of the
- * right kind (host-file bindings inside their file).
+ * only on the other queue; a graph stage's launches are its nodes, each
+ * exactly once, in graph order; a launch has one binding per input and
+ * output and nothing beyond; every binding inside a region of its value's
+ * kind (weights: resident or slots; KV cache: kv; the rest: activations) and
+ * aligned to its dtype (host-file bindings inside their file: the kernels
+ * read mapped files unaligned, as safetensors lays them out); no two
+ * activation or KV bindings of a launch overlap (a kernel would read what it
+ * writes).
  *
  * Then meaning, by abstract interpretation. Each stage runs min(repeat, 3)
  * steps: step 0, where step_delta -1 waits are met trivially, then two steady
@@ -32,6 +45,16 @@
  *     readers in this stage all happen before it;
  *   - an evict kills only ranges whose copy happens before it (evicted bytes
  *     may be poisoned, which is a write).
+ * Activations and the KV cache are written only by launches and the host,
+ * both in compute-queue order, so a second interval map records the last
+ * write of every byte there: which value, by which command, in which step.
+ * The host writes the stage's input before each step and reads its output
+ * after it; a launch writes its output (and, attention, the KV cache it is
+ * given). Every activation, input or output a launch (or the host) reads
+ * must be found whole at its binding: the write of that very value, this
+ * step, at exactly that offset and size, not overwritten since. A KV cache
+ * value lives where it is first bound, on bytes no other value holds, and
+ * every later binding must be that place.
  * Both queues drain between stages: the clocks are joined. */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -57,7 +80,8 @@ typedef struct range {
   int read_cmd;   /* and its command and step */
   int64_t read_step;
   int file;       /* live: the file bytes held, file offset = base + device offset */
-  uint64_t base;
+  uint64_t base;  /* the value map: the offset of the whole write */
+  int value;      /* the value map: whose bytes (an input, activation, output or KV cache value) */
 } range_t;
 
 /* Sorted, disjoint ranges; the gaps are empty (never written). */
@@ -77,7 +101,10 @@ typedef struct checker {
   int stage;
   const fy_stage_schedule_t *st;
   uint64_t clock[FY_QUEUE_COUNT][FY_QUEUE_COUNT]; /* clock[q][r]: what q knows of r */
-  range_map_t map;
+  range_map_t map;    /* weights: resident and slots */
+  range_map_t values; /* KV cache and activations: the last write of every byte */
+  uint64_t *state_at; /* per value: where a KV cache value lives (its first binding); UINT64_MAX = not yet */
+  int *io;            /* per graph stage: its input and its output value, -1 = none */
   /* Per event of the current stage. */
   int *signal_queue, *signal_cmd;
   signal_clock_t *signals; /* n_events × CHECK_STEPS */
@@ -146,6 +173,106 @@ static const char *describe_offset(const checker_t *c, uint64_t off, char *buf, 
   return buf;
 }
 
+/* ---- the graph's contract ---- */
+
+static bool same_f64(double a, double b) { return !memcmp(&a, &b, sizeof a); }
+
+/* The first field where RoPE a differs from b (bit for bit), or NULL; the two values in got and want. */
+static const char *rope_differs(const fy_rope_t *a, const fy_rope_t *b, char *got, char *want, size_t size) {
+  const double ad[] = {a->theta, a->factor, a->low_freq_factor, a->high_freq_factor};
+  const double bd[] = {b->theta, b->factor, b->low_freq_factor, b->high_freq_factor};
+  static const char *const names[] = {"rope.theta", "rope.factor", "rope.low_freq_factor", "rope.high_freq_factor"};
+  for (int k = 0; k < 4; k++)
+    if (!same_f64(ad[k], bd[k])) {
+      snprintf(got, size, "%.17g", ad[k]);
+      snprintf(want, size, "%.17g", bd[k]);
+      return names[k];
+    }
+  if (a->scaling != b->scaling || a->original_max_position != b->original_max_position) {
+    bool scaling = a->scaling != b->scaling;
+    snprintf(got, size, "%lld", scaling ? (long long)a->scaling : (long long)a->original_max_position);
+    snprintf(want, size, "%lld", scaling ? (long long)b->scaling : (long long)b->original_max_position);
+    return scaling ? "rope.scaling" : "rope.original_max_position";
+  }
+  return NULL;
+}
+
+/* The attributes the model config gives a node (as frontend/llama.c builds
+ * them): rmsnorm its eps; rope the heads of its input (the query's or the
+ * key's), the kv heads, head_dim and RoPE; attention the heads, kv heads,
+ * head_dim and RoPE; the other ops none. */
+_Static_assert(FY_OP_COUNT == 8, "a new op needs its attributes here");
+static fy_status_t check_node_attrs(const fy_model_config_t *cfg, int i, const fy_node_t *n) {
+  const fy_node_attrs_t *a = &n->attrs;
+  float eps = 0;
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  fy_rope_t rope = {0};
+  switch (n->op) {
+    case FY_OP_RMSNORM: eps = (float)cfg->rms_eps; break;
+    case FY_OP_ROPE:
+    case FY_OP_ATTENTION:
+      heads = n->op == FY_OP_ROPE && a->n_heads == cfg->n_kv_heads ? cfg->n_kv_heads : cfg->n_heads;
+      kv_heads = cfg->n_kv_heads;
+      head_dim = cfg->head_dim;
+      rope = cfg->rope;
+      break;
+    case FY_OP_EMBED:
+    case FY_OP_MATMUL:
+    case FY_OP_SILU_MUL:
+    case FY_OP_ADD:
+    case FY_OP_LAST_ROW: break;
+    case FY_OP_COUNT:
+      return fy_status_make(FY_INVALID_ARGUMENT, "node %d (%s): unknown op %d", i, n->name, (int)n->op);
+  }
+  char got[64] = "", want[64] = "";
+  const char *field = NULL;
+  if (memcmp(&a->eps, &eps, sizeof eps))
+    field = "eps", snprintf(got, sizeof got, "%.9g", (double)a->eps), snprintf(want, sizeof want, "%.9g", (double)eps);
+  else if (a->n_heads != heads)
+    field = "n_heads", snprintf(got, sizeof got, "%d", a->n_heads), snprintf(want, sizeof want, "%lld", (long long)heads);
+  else if (a->n_kv_heads != kv_heads)
+    field = "n_kv_heads", snprintf(got, sizeof got, "%d", a->n_kv_heads),
+    snprintf(want, sizeof want, "%lld", (long long)kv_heads);
+  else if (a->head_dim != head_dim)
+    field = "head_dim", snprintf(got, sizeof got, "%d", a->head_dim),
+    snprintf(want, sizeof want, "%lld", (long long)head_dim);
+  else
+    field = rope_differs(&a->rope, &rope, got, want, sizeof got);
+  if (!field) return NULL;
+  return fy_status_make(FY_INVALID_ARGUMENT, "node %d (%s, %s): attrs.%s %s, but the model config gives %s", i,
+                        n->name, fy_op_name(n->op), field, got, want);
+}
+
+static fy_status_t check_attrs(const fy_graph_t *g) {
+  for (int i = 0; i < g->n_nodes; i++) FY_TRY(check_node_attrs(&g->config, i, &g->nodes[i]));
+  return NULL;
+}
+
+/* Each graph stage's input and output: what the runtime writes before a
+ * step (the tokens) and reads after it (the logits), at most one of each. */
+static fy_status_t find_io(checker_t *c) {
+  const fy_graph_t *g = c->g;
+  for (int i = 0; i < 2 * g->n_stages; i++) c->io[i] = -1;
+  for (int v = 0; v < g->n_values; v++) {
+    const fy_value_t *val = &g->values[v];
+    if (val->kind != FY_VALUE_INPUT && val->kind != FY_VALUE_OUTPUT) continue;
+    if (val->stage < 0 || val->stage >= g->n_stages)
+      return fy_status_make(FY_INVALID_ARGUMENT, "%s %s: stage %d of %d", fy_value_kind_name(val->kind), val->name,
+                            val->stage, g->n_stages);
+    int *slot = &c->io[2 * val->stage + (val->kind == FY_VALUE_OUTPUT)];
+    if (*slot >= 0)
+      return fy_status_make(FY_INVALID_ARGUMENT,
+                            "graph stage %s has two %s values, %s and %s: the runtime feeds one input and reads one "
+                            "output per step", g->stages[val->stage].name, fy_value_kind_name(val->kind),
+                            g->values[*slot].name, val->name);
+    *slot = v;
+    if (!c->s->device_offset)
+      return fy_status_make(FY_INVALID_ARGUMENT, "%s %s has no device place: the schedule has no device_offset",
+                            fy_value_kind_name(val->kind), val->name);
+  }
+  return NULL;
+}
+
 /* ---- regions ---- */
 
 static bool range_end(uint64_t off, uint64_t bytes, uint64_t *out_end) {
@@ -209,6 +336,13 @@ static fy_status_t check_file_range(const checker_t *c, int q, int i, int file, 
   return NULL;
 }
 
+/* The region a device binding of a value of this kind must lie in (-1: resident or slots). */
+static int region_for(fy_value_kind_t kind) {
+  return kind == FY_VALUE_WEIGHT ? -1 : kind == FY_VALUE_STATE ? FY_REGION_KV : FY_REGION_ACTIVATIONS;
+}
+
+static bool binding_is_zero(const fy_binding_t *b) { return b->kind == FY_LOC_DEVICE && b->file == 0 && b->offset == 0; }
+
 static fy_status_t check_launch_args(const checker_t *c, int i) {
   const fy_cmd_t *cmd = &c->st->cmds[COMPUTE][i];
   const fy_graph_t *g = c->g;
@@ -235,17 +369,40 @@ static fy_status_t check_launch_args(const checker_t *c, int i) {
                          "argument %d reads file %d at %" PRIu64 ", but weight %s is in file %d at %" PRIu64, a,
                          b->file, b->offset, v->name, v->file, v->file_offset);
     } else if (b->kind == FY_LOC_DEVICE) {
-      int k = region_of(c->s, b->offset, v->nbytes);
-      if (k < 0 || is_weight_region(k) != weight)
+      int k = region_of(c->s, b->offset, v->nbytes), want = region_for(v->kind);
+      if (k < 0 || (weight ? !is_weight_region(k) : k != want))
         return cmd_error(c, FY_OUT_OF_RANGE, COMPUTE, i, -1,
                          "argument %d (%s %s, %" PRIu64 " bytes) at device offset %" PRIu64
-                         " is not inside a %s region",
+                         " is not inside the %s region",
                          a, fy_value_kind_name(v->kind), v->name, v->nbytes, b->offset,
-                         weight ? "resident or slots" : "kv or activations");
+                         weight ? "resident or slots" : fy_region_name((fy_region_kind_t)want));
+      size_t align = fy_dtype_size(v->dtype);
+      if (b->offset % align)
+        return cmd_error(c, FY_INVALID_ARGUMENT, COMPUTE, i, -1,
+                         "argument %d (%s %s) at device offset %" PRIu64 " is not aligned to its %s elements (%zu bytes)",
+                         a, fy_value_kind_name(v->kind), v->name, b->offset, fy_dtype_name(v->dtype), align);
     } else {
       return cmd_error(c, FY_INVALID_ARGUMENT, COMPUTE, i, -1, "argument %d: bad location kind %d", a, (int)b->kind);
     }
   }
+  for (int a = node->n_inputs + 1; a <= FY_MAX_NODE_INPUTS; a++)
+    if (!binding_is_zero(&cmd->args[a]))
+      return cmd_error(c, FY_INVALID_ARGUMENT, COMPUTE, i, -1, "binding %d is set, but the node has %d arguments", a,
+                       node->n_inputs + 1);
+  /* A kernel must not read what it writes: activation and KV bindings are
+   * disjoint, but for one value given twice at one place (add(x, x)). */
+  for (int a = 0; a <= node->n_inputs; a++)
+    for (int b = a + 1; b <= node->n_inputs; b++) {
+      int va = a < node->n_inputs ? node->inputs[a] : node->output, vb = b < node->n_inputs ? node->inputs[b] : node->output;
+      const fy_value_t *x = &g->values[va], *y = &g->values[vb];
+      uint64_t xo = cmd->args[a].offset, yo = cmd->args[b].offset;
+      if (x->kind == FY_VALUE_WEIGHT || y->kind == FY_VALUE_WEIGHT || (va == vb && xo == yo)) continue;
+      if (xo < yo + y->nbytes && yo < xo + x->nbytes)
+        return cmd_error(c, FY_INVALID_ARGUMENT, COMPUTE, i, -1,
+                         "arguments %d (%s at %" PRIu64 ", +%" PRIu64 ") and %d (%s at %" PRIu64 ", +%" PRIu64
+                         ") overlap: the kernel would read what it writes",
+                         a, x->name, xo, x->nbytes, b, y->name, yo, y->nbytes);
+    }
   return NULL;
 }
 
@@ -317,6 +474,50 @@ static fy_status_t check_cmd(checker_t *c, int q, int i, bool *in_chunk) {
   return NULL;
 }
 
+/* A graph stage's launches are its nodes, each once, in graph order. */
+static fy_status_t check_launch_order(const checker_t *c) {
+  const fy_stage_schedule_t *st = c->st;
+  if (st->graph_stage < 0) return NULL; /* a launch here names a node of no stage: refused by check_cmd */
+  const fy_stage_t *gs = &c->g->stages[st->graph_stage];
+  int next = gs->first_node, end = gs->first_node + gs->n_nodes;
+  for (int i = 0; i < st->n_cmds[COMPUTE]; i++) {
+    const fy_cmd_t *cmd = &st->cmds[COMPUTE][i];
+    if (cmd->kind != FY_CMD_LAUNCH) continue;
+    if (cmd->node != next && next < end)
+      return cmd_error(c, FY_INVALID_ARGUMENT, COMPUTE, i, -1, "out of graph order: node %d (%s) is next", next,
+                       c->g->nodes[next].name);
+    if (cmd->node != next)
+      return cmd_error(c, FY_INVALID_ARGUMENT, COMPUTE, i, -1, "a second launch: every node of the stage ran already");
+    next++;
+  }
+  if (next != end)
+    return fy_status_make(FY_INVALID_ARGUMENT, "stage %s: node %d (%s) is never launched (%d of the graph stage's %d "
+                          "nodes are)", st->name, next, c->g->nodes[next].name, next - gs->first_node, gs->n_nodes);
+  return NULL;
+}
+
+/* The stage's input and output where the runtime writes and reads them:
+ * inside the activations region, aligned to their dtype. */
+static fy_status_t check_io_places(const checker_t *c) {
+  const fy_stage_schedule_t *st = c->st;
+  if (st->graph_stage < 0) return NULL;
+  for (int k = 0; k < 2; k++) {
+    int id = c->io[2 * st->graph_stage + k];
+    if (id < 0) continue;
+    const fy_value_t *v = &c->g->values[id];
+    uint64_t off = c->s->device_offset[id];
+    if (region_of(c->s, off, v->nbytes) != FY_REGION_ACTIVATIONS || off % fy_dtype_size(v->dtype))
+      return fy_status_make(FY_OUT_OF_RANGE,
+                            "stage %s: %s %s (%" PRIu64 " bytes of %s) at device offset %" PRIu64
+                            ", where the runtime %s it, is not %s-aligned inside the activations region",
+                            st->name, fy_value_kind_name(v->kind), v->name, v->nbytes, fy_dtype_name(v->dtype), off,
+                            k ? "reads" : "writes", fy_dtype_name(v->dtype));
+    if (st->n_cmds[COMPUTE] == 0 && k == 1)
+      return fy_status_make(FY_INVALID_ARGUMENT, "stage %s: no command writes its output %s", st->name, v->name);
+  }
+  return NULL;
+}
+
 static fy_status_t check_structure(checker_t *c) {
   const fy_stage_schedule_t *st = c->st;
   if (st->graph_stage < -1 || st->graph_stage >= c->g->n_stages || st->repeat < 0 || st->n_events < 0)
@@ -344,6 +545,8 @@ static fy_status_t check_structure(checker_t *c) {
       return fy_status_make(FY_INVALID_ARGUMENT, "stage %s: %s queue: a chunk is still open at the end", st->name,
                             fy_queue_name(q));
   }
+  FY_TRY(check_launch_order(c));
+  FY_TRY(check_io_places(c));
   for (int q = 0; q < FY_QUEUE_COUNT; q++)
     for (int i = 0; i < st->n_cmds[q]; i++) {
       const fy_cmd_t *cmd = &st->cmds[q][i];
@@ -487,15 +690,109 @@ static fy_status_t check_present(checker_t *c, int i, int64_t step, const fy_val
   return NULL;
 }
 
+/* ---- activations and the KV cache ---- */
+
+/* Who made a value-map record, for errors. */
+static const char *writer_of(const checker_t *c, const range_t *r, char *buf, size_t size) {
+  if (r->cmd < 0)
+    snprintf(buf, size, "the host before step %" PRId64 " of stage %s", r->step, c->s->stages[r->stage].name);
+  else
+    snprintf(buf, size, "compute cmd %d in step %" PRId64 " of stage %s", r->cmd, r->step, c->s->stages[r->stage].name);
+  return buf;
+}
+
+static fy_status_t write_value(checker_t *c, int cmd, int64_t step, int id, uint64_t off) {
+  range_t r = {.lo = off, .hi = off + c->g->values[id].nbytes, .state = RANGE_LIVE, .stage = c->stage, .cmd = cmd,
+               .step = step, .file = -1, .base = off, .value = id};
+  return map_assign(&c->values, &r);
+}
+
+/* Whether value id can be read at off in this step: its own write is there,
+ * whole (at exactly this offset and size, nothing written over it since)
+ * and, but for the KV cache, from this step of this stage. A KV cache value
+ * read for the first time takes the place, which must be unwritten. When
+ * not, says why. cmd is the reading launch (-1 = the host). */
+static bool value_present(checker_t *c, int cmd, int64_t step, int id, uint64_t off, char *why, size_t size) {
+  const fy_value_t *v = &c->g->values[id];
+  uint64_t hi = off + v->nbytes;
+  bool state = v->kind == FY_VALUE_STATE;
+  int k = map_first(&c->values, off);
+  range_t *r = k < c->values.n && c->values.v[k].lo < hi ? &c->values.v[k] : NULL;
+  char who[160], where[96];
+  if (state && c->state_at[id] == UINT64_MAX) {
+    if (r) {
+      snprintf(why, size, "its first place overlaps %s at %s, written by %s", c->g->values[r->value].name,
+               describe_offset(c, r->lo > off ? r->lo : off, where, sizeof where), writer_of(c, r, who, sizeof who));
+      return false;
+    }
+    c->state_at[id] = off;
+    fy_status_t s = write_value(c, cmd, step, id, off);
+    if (s) {
+      snprintf(why, size, "%s", fy_status_message(s));
+      fy_status_free(s);
+      return false;
+    }
+    return true;
+  }
+  if (state && c->state_at[id] != off) {
+    snprintf(why, size, "it lives at %s, where it was bound first",
+             describe_offset(c, c->state_at[id], where, sizeof where));
+    return false;
+  }
+  if (!r || r->lo > off) {
+    snprintf(why, size, "nothing was written there");
+  } else if (r->value != id) {
+    snprintf(why, size, "it holds %s, written by %s", c->g->values[r->value].name, writer_of(c, r, who, sizeof who));
+  } else if (r->base != off) {
+    snprintf(why, size, "%s was written at %s, by %s", v->name, describe_offset(c, r->base, where, sizeof where),
+             writer_of(c, r, who, sizeof who));
+  } else if (r->hi < hi) {
+    const range_t *next = k + 1 < c->values.n && c->values.v[k + 1].lo == r->hi ? &c->values.v[k + 1] : NULL;
+    if (next)
+      snprintf(why, size, "its bytes from %s on were overwritten with %s by %s",
+               describe_offset(c, r->hi, where, sizeof where), c->g->values[next->value].name,
+               writer_of(c, next, who, sizeof who));
+    else
+      snprintf(why, size, "its bytes from %s on were never written", describe_offset(c, r->hi, where, sizeof where));
+  } else if (!state && (r->stage != c->stage || r->step != step)) {
+    snprintf(why, size, "what is there was written by %s, not in this step: its producer has not run",
+             writer_of(c, r, who, sizeof who));
+  } else {
+    if (state) r->stage = c->stage, r->cmd = cmd, r->step = step; /* attention writes its caches in place */
+    return true;
+  }
+  return false;
+}
+
 static fy_status_t exec_launch(checker_t *c, int i, int64_t step) {
   const fy_cmd_t *cmd = &c->st->cmds[COMPUTE][i];
   const fy_node_t *node = &c->g->nodes[cmd->node];
   for (int a = 0; a < node->n_inputs; a++) {
     const fy_value_t *v = &c->g->values[node->inputs[a]];
-    if (v->kind == FY_VALUE_WEIGHT && cmd->args[a].kind == FY_LOC_DEVICE)
-      FY_TRY(check_present(c, i, step, v, cmd->args[a].offset));
+    if (v->kind == FY_VALUE_WEIGHT) {
+      if (cmd->args[a].kind == FY_LOC_DEVICE) FY_TRY(check_present(c, i, step, v, cmd->args[a].offset));
+      continue;
+    }
+    char why[512], where[96];
+    if (!value_present(c, i, step, node->inputs[a], cmd->args[a].offset, why, sizeof why))
+      return cmd_error(c, FY_INVALID_ARGUMENT, COMPUTE, i, step, "argument %d reads %s %s at %s, but %s", a,
+                       fy_value_kind_name(v->kind), v->name,
+                       describe_offset(c, cmd->args[a].offset, where, sizeof where), why);
   }
-  return NULL;
+  return write_value(c, i, step, node->output, cmd->args[node->n_inputs].offset);
+}
+
+/* The runtime writes the stage's input before a compute step and reads its output after it. */
+static fy_status_t host_io(checker_t *c, bool after, int64_t step) {
+  if (c->st->graph_stage < 0) return NULL;
+  int id = c->io[2 * c->st->graph_stage + after];
+  if (id < 0) return NULL;
+  uint64_t off = c->s->device_offset[id];
+  if (!after) return write_value(c, -1, step, id, off);
+  char why[512], where[96];
+  if (value_present(c, -1, step, id, off, why, sizeof why)) return NULL;
+  return fy_status_make(FY_INVALID_ARGUMENT, "stage %s, step %" PRId64 ": the runtime reads output %s at %s, but %s",
+                        c->st->name, step, c->g->values[id].name, describe_offset(c, off, where, sizeof where), why);
 }
 
 typedef struct cursor {
@@ -517,6 +814,7 @@ static fy_status_t step_queue(checker_t *c, int q, cursor_t *at, bool *out_ran) 
     }
   }
   c->clock[q][q]++;
+  if (q == COMPUTE && at->i == 0) FY_TRY(host_io(c, false, at->step));
   switch (cmd->kind) {
     case FY_CMD_COPY: FY_TRY(exec_copy(c, at->i, at->step)); break;
     case FY_CMD_LAUNCH: FY_TRY(exec_launch(c, at->i, at->step)); break;
@@ -531,6 +829,7 @@ static fy_status_t step_queue(checker_t *c, int q, cursor_t *at, bool *out_ran) 
   }
   *out_ran = true;
   if (++at->i == c->st->n_cmds[q]) {
+    if (q == COMPUTE) FY_TRY(host_io(c, true, at->step));
     at->i = 0;
     at->step++;
   }
@@ -586,8 +885,14 @@ fy_status_t fy_schedule_check(const fy_schedule_t *s) {
   if (s->n_stages < 0 || (s->n_stages > 0 && !s->stages))
     return fy_status_make(FY_INVALID_ARGUMENT, "schedule check: %d stages", s->n_stages);
   FY_TRY(check_regions(s));
+  FY_TRY(check_attrs(s->graph));
   checker_t c = {.s = s, .g = s->graph};
-  fy_status_t status = NULL;
+  const fy_graph_t *g = s->graph;
+  c.state_at = malloc(sizeof *c.state_at * ((size_t)g->n_values + 1));
+  c.io = malloc(sizeof *c.io * (2 * (size_t)g->n_stages + 1));
+  fy_status_t status = c.state_at && c.io ? NULL : fy_status_make(FY_RESOURCE_EXHAUSTED, "schedule check: out of memory");
+  for (int v = 0; !status && v < g->n_values; v++) c.state_at[v] = UINT64_MAX;
+  if (!status) status = find_io(&c);
   for (int i = 0; i < s->n_stages && !status; i++) {
     c.stage = i;
     c.st = &s->stages[i];
@@ -595,6 +900,9 @@ fy_status_t fy_schedule_check(const fy_schedule_t *s) {
     if (!status) status = interpret_stage(&c);
   }
   free(c.map.v);
+  free(c.values.v);
+  free(c.state_at);
+  free(c.io);
   free(c.signal_queue);
   free(c.signal_cmd);
   free(c.signals);

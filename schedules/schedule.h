@@ -126,13 +126,19 @@ fy_status_t fy_schedule_build(const fy_compile_t *c, fy_schedule_t **out_schedul
 void fy_schedule_destroy(fy_schedule_t *s);
 
 /* Proves the schedule safe, independently of how it was built: regions inside
- * device_bytes and disjoint, device_bytes <= budget; every launch's device
- * arguments inside their regions; every weight a launch reads is present —
- * copied into its slot, waited for on the compute queue, and not yet evicted
- * — and no copy overwrites a slot before the eviction of its previous
- * contents has been waited for; events are signalled on one queue and waited
- * on the other; waits can be satisfied (no deadlock within a step). Errors
- * name the stage, queue and command index. */
+ * device_bytes and disjoint, device_bytes <= budget; every node's attributes
+ * those the model config gives its op; a graph stage's launches are its
+ * nodes, each once per step, in graph order, with one binding per input and
+ * output, each inside the region of its value's kind and aligned to its
+ * dtype; every weight a launch reads is present — copied into its slot,
+ * waited for on the compute queue, and not yet evicted — and no copy
+ * overwrites a slot before the eviction of its previous contents has been
+ * waited for; every activation, KV cache value, stage input and output read
+ * (by a launch, or the runtime reading the output at device_offset) is the
+ * write of that value, this step, at exactly that offset and size, not
+ * overwritten since; events are signalled on one queue and waited on the
+ * other; waits can be satisfied (no deadlock within a step). Errors name the
+ * stage, queue and command index. */
 fy_status_t fy_schedule_check(const fy_schedule_t *s);
 
 const char *fy_region_name(fy_region_kind_t kind);

@@ -51,6 +51,7 @@ typedef struct plan {
   int x, w[512], h[512];
   fy_schedule_t s;
   fy_stage_schedule_t stages[2]; /* load, decode */
+  uint64_t device_offset[1 + 2 * 512]; /* where the runtime writes x and reads the last h */
 } plan_t;
 
 static fy_graph_t *make_graph(plan_t *p) {
@@ -146,6 +147,10 @@ static void build(plan_t *p, shape_t shape) {
   s->budget = s->device_bytes + 1024;
   s->stages = p->stages;
   s->n_stages = 2;
+  for (int v = 0; v < p->g->n_values; v++) p->device_offset[v] = UINT64_MAX;
+  p->device_offset[p->x] = s->regions[FY_REGION_ACTIVATIONS].offset;
+  p->device_offset[p->h[L - 1]] = s->regions[FY_REGION_ACTIVATIONS].offset + (uint64_t)L * ROW_BYTES;
+  s->device_offset = p->device_offset;
 
   fy_stage_schedule_t *load = &p->stages[0], *decode = &p->stages[1];
   *load = (fy_stage_schedule_t){.name = "load", .graph_stage = -1, .max_tokens = 1, .repeat = 1};
@@ -238,6 +243,8 @@ static void expect_error(plan_t *p, const char *what, ...) {
 }
 
 static bool near(double a, double b) { return a - b < 1e-9 && b - a < 1e-9; }
+
+static void activation_cases(void);
 
 static void check_cases(void) {
   plan_t p;
@@ -357,6 +364,112 @@ static void check_cases(void) {
   expect_error(&p, "a resident weight never loaded", "compute cmd 0 (launch node 0", "resident offset 0",
                "never copied", NULL);
   release(&p);
+
+  activation_cases();
+}
+
+/* Activations: every read finds its producer's write, whole, at its binding. Layout:
+ * x at activations offset 0, h0 at 16, h1 at 32, h2 at 48; compute cmd 4l + 1 launches layer l. */
+static void activation_cases(void) {
+  plan_t p;
+  shape_t three = {.n_layers = 3, .n_slots = 2, .repeat = 3};
+  uint64_t act;
+#define LAUNCH(l) decode_cmd(&p, FY_QUEUE_COMPUTE, 4 * (l) + 1)
+
+  build(&p, three);
+  act = p.s.regions[FY_REGION_ACTIVATIONS].offset;
+  LAUNCH(1)->args[0].offset = act + 12;
+  expect_error(&p, "a read of another value", "compute cmd 5 (launch node 1", "step 0",
+               "reads activation layers.0.h at activations offset 12", "it holds x, written by the host", NULL);
+  release(&p);
+
+  build(&p, three);
+  act = p.s.regions[FY_REGION_ACTIVATIONS].offset;
+  LAUNCH(0)->args[0].offset = act + 4;
+  LAUNCH(0)->args[2].offset = act + 48; /* h0 where h2 goes later, so that nothing overlaps */
+  LAUNCH(1)->args[0].offset = act + 48;
+  expect_error(&p, "a read 4 bytes into its value", "compute cmd 1 (launch node 0", "step 0",
+               "reads input x at activations offset 4", "x was written at activations offset 0, by the host", NULL);
+  release(&p);
+
+  build(&p, three);
+  LAUNCH(1)->args[0].offset += 2;
+  expect_error(&p, "a misaligned f32 read", "compute cmd 5", "argument 0", "not aligned to its f32 elements", NULL);
+  release(&p);
+
+  build(&p, three);
+  act = p.s.regions[FY_REGION_ACTIVATIONS].offset;
+  LAUNCH(0)->args[2].offset = act + 32; /* h0 written where h1 goes: launch 1 finds nothing at 16 */
+  expect_error(&p, "an output written elsewhere", "compute cmd 5 (launch node 1", "reads activation layers.0.h",
+               "activations offset 16", "nothing was written there", NULL);
+  release(&p);
+
+  build(&p, three);
+  act = p.s.regions[FY_REGION_ACTIVATIONS].offset;
+  LAUNCH(1)->args[2].offset = act + 48; /* h1 written over the final output's place, read from 32 */
+  LAUNCH(2)->args[0].offset = act + 48;
+  LAUNCH(2)->args[2].offset = act + 32;
+  p.device_offset[p.h[2]] = act + 32;
+  expect_ok(&p, "activations at other places, consistently");
+  p.device_offset[p.h[2]] = act + 48;
+  expect_error(&p, "the output read where it is not", "stage decode, step 0",
+               "the runtime reads output layers.2.h at activations offset 48", "it holds layers.1.h", NULL);
+  release(&p);
+
+  build(&p, three);
+  act = p.s.regions[FY_REGION_ACTIVATIONS].offset;
+  LAUNCH(0)->args[2].offset = act + 8;
+  expect_error(&p, "an output over its own input", "compute cmd 1", "arguments 0 (x", "and 2 (layers.0.h",
+               "read what it writes", NULL);
+  release(&p);
+
+  build(&p, three);
+  p.device_offset[p.x] = p.s.regions[FY_REGION_ACTIVATIONS].offset + 4;
+  expect_error(&p, "the input written where the first launch does not read it", "compute cmd 1 (launch node 0",
+               "reads input x at activations offset 0", "nothing was written there", NULL);
+  release(&p);
+
+  build(&p, three);
+  LAUNCH(0)->args[2].offset = p.s.regions[FY_REGION_KV].offset;
+  expect_error(&p, "an activation bound outside the activations region", "compute cmd 1", "argument 2",
+               "is not inside the activations region", NULL);
+  release(&p);
+
+  build(&p, three);
+  swap(&p, FY_QUEUE_COMPUTE, 5, 9);
+  expect_error(&p, "launches out of graph order", "compute cmd 5 (launch node 2", "out of graph order",
+               "node 1 (layers.1.mm) is next", NULL);
+  release(&p);
+
+  build(&p, three);
+  insert(&p, FY_QUEUE_COMPUTE, p.stages[1].n_cmds[FY_QUEUE_COMPUTE], *LAUNCH(2));
+  expect_error(&p, "a node launched twice", "compute cmd 12 (launch node 2", "a second launch", NULL);
+  release(&p);
+
+  build(&p, three);
+  drop(&p, FY_QUEUE_COMPUTE, 9);
+  expect_error(&p, "a node never launched", "stage decode: node 2 (layers.2.mm) is never launched", NULL);
+  release(&p);
+
+  build(&p, three);
+  LAUNCH(1)->args[3] = (fy_binding_t){FY_LOC_DEVICE, -1, 0};
+  expect_error(&p, "a binding past the node's arguments", "compute cmd 5", "binding 3 is set",
+               "the node has 3 arguments", NULL);
+  release(&p);
+
+  build(&p, three);
+  p.g->nodes[1].attrs.eps = 1e-5f;
+  expect_error(&p, "attributes on an op that takes none", "node 1 (layers.1.mm, matmul): attrs.eps",
+               "the model config gives 0", NULL);
+  release(&p);
+
+  build(&p, three);
+  fy_value_t x2 = p.g->values[p.x];
+  x2.name = "x2";
+  must(fy_graph_add_value(p.g, &x2, NULL), "x2");
+  expect_error(&p, "two inputs to a stage", "graph stage decode has two input values, x and x2", NULL);
+  release(&p);
+#undef LAUNCH
 }
 
 /* Every WAIT ends no earlier than the signal it waits for; each queue runs in order. */
