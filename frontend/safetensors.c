@@ -47,8 +47,8 @@ static fy_status_t pread_all(int fd, void *buf, size_t size, uint64_t offset, co
 /* Reads the header bytes: returns a NUL-terminated malloc'ed buffer. */
 static fy_status_t read_header(const char *path, char **out_json, uint64_t *out_header_len,
                                uint64_t *out_file_size) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fy_status_make(FY_UNAVAILABLE, "%s: cannot open: %s", path, strerror(errno));
+  int fd;
+  FY_TRY(fy_file_open_read(path, &fd, NULL));
   struct stat st;
   fy_status_t s = NULL;
   char *json = NULL;

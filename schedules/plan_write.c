@@ -72,8 +72,8 @@ static fy_status_t fingerprint_fd(int fd, const char *path, fy_file_fingerprint_
 }
 
 fy_status_t fy_fingerprint_file(const char *path, fy_file_fingerprint_t *out_fingerprint) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fy_status_make(FY_UNAVAILABLE, "%s: cannot open: %s", path, strerror(errno));
+  int fd;
+  FY_TRY(fy_file_open_read(path, &fd, NULL));
   fy_status_t s = fingerprint_fd(fd, path, out_fingerprint);
   close(fd);
   return s;
